@@ -1,0 +1,99 @@
+"""The prepare stage's work: raw images -> fixed train/test split of standardised uint8 arrays and derived views.
+
+It runs in chunks, so peak memory depends on the chunk size, not on how many images there are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.config import DatasetConfig
+from pipeline.data import sources, views
+from pipeline.data.store import PreparedWriter
+from pipeline.files import staged_dir
+from pipeline.forward import build_forward
+from pipeline.images import to_float
+
+CHUNK = 256  # images read, resized and written at a time
+
+
+def split_indices(raw: sources.RawImages, config: DatasetConfig, seed: int) -> dict[str, np.ndarray]:
+    """Train/test indices: the source's official split, else a seeded random one; `limit` subsamples both."""
+    rng = np.random.default_rng(seed)
+    count = len(raw)
+    if raw.split is not None:
+        test = np.flatnonzero(raw.split)
+        train = np.flatnonzero(~raw.split)
+    else:
+        order = rng.permutation(count)
+        cut = max(1, round(count * config.test_fraction))
+        test, train = order[:cut], order[cut:]
+    if config.limit is not None and config.limit < count:
+        keep_test = max(1, round(config.limit * len(test) / count))
+        test = rng.choice(test, keep_test, replace=False)
+        train = rng.choice(train, config.limit - keep_test, replace=False)
+    # Sorted reads are sequential on disk; training shuffles anyway.
+    return {"train": np.sort(train), "test": np.sort(test)}
+
+
+def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
+    """Write data/prepared/<name>/ from data/raw/<name>/ and return its manifest.
+
+    Args:
+        name: the dataset's key in params.yaml.
+        config: its settings.
+        raw_dir: what the download stage produced.
+        out_dir: the folder to (re)create.
+        seed: drives the split, random crops and the distorted copies.
+    """
+    raw = sources.open_raw(config, raw_dir, seed)
+    splits = split_indices(raw, config, seed)
+    size, channels = config.image_size, config.channels
+    layout = {"images": channels, **{view: 3 if view == "lab" else 1 for view in config.views}}
+    operators = {key: build_forward(key, **kwargs) for key, kwargs in config.forward.items()}
+    with staged_dir(out_dir) as staging:
+        writer = PreparedWriter(staging)
+        for split, indices in splits.items():
+            count = len(indices)
+            for view, depth in layout.items():
+                writer.allocate(split, view, (count, size, size, depth), np.uint8)
+            for key in operators:
+                # float16: distortions leave [0, 1] (noise, 1/(1-p) scaling), so uint8 cannot hold them.
+                writer.allocate(split, key, (count, size, size, channels), np.float16)
+            writer.allocate(split, "labels", (count,), np.int64)
+            generator = torch.Generator().manual_seed(seed + (split == "test"))
+            for start in range(0, count, CHUNK):
+                chunk = indices[start : start + CHUNK]
+                images = views.standardise(raw.read(chunk), size, channels)
+                writer.write(split, "images", start, images)
+                writer.write(split, "labels", start, raw.labels[chunk])
+                for view in config.views:
+                    writer.write(split, view, start, _view(view, images, config))
+                clean = to_float(torch.from_numpy(images))  # (B, C, H, W)
+                for key, operator in operators.items():
+                    measured = operator(clean, generator).permute(0, 2, 3, 1)  # (B, H, W, C)
+                    writer.write(split, key, start, measured.numpy().astype(np.float16))
+        manifest = {
+            "dataset": name,
+            "source": config.source,
+            "image_size": size,
+            "channels": channels,
+            "seed": seed,
+            "counts": {split: int(len(indices)) for split, indices in splits.items()},
+            "class_names": list(raw.class_names),
+            "views": list(config.views),
+            "forward": {key: dict(kwargs) for key, kwargs in config.forward.items()},
+        }
+        writer.finish(manifest)
+    return manifest
+
+
+def _view(view: str, images: np.ndarray, config: DatasetConfig) -> np.ndarray:
+    if view == "gray":
+        return views.gray(images)
+    if view == "edges":
+        return views.edges(images, config.edge_sigma)
+    return views.encode_lab(images)

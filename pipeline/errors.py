@@ -1,0 +1,13 @@
+"""Errors a user can act on. Stages print their message as one line and exit non-zero."""
+
+
+class AeganError(Exception):
+    """Base class: the message says what is wrong, where, and what would be right."""
+
+
+class DataError(AeganError):
+    """A dataset could not be fetched, verified, extracted or read."""
+
+
+class TrainingError(AeganError):
+    """Training cannot go on (a non-finite loss, a checkpoint that does not fit)."""

@@ -1,0 +1,1 @@
+"""Evaluation: per-image image-quality scores and the evaluate stage's work."""

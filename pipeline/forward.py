@@ -1,0 +1,121 @@
+"""Measurement operators y = f_θ(x): sample θ, then apply it. Shared by prepare and ambient training.
+
+Every operator works on a batch (B, C, H, W) in whatever range the caller uses, draws θ from the
+generator it is given (so prepare is reproducible and training can draw a fresh θ on every use),
+and follows the definitions of the AmbientGAN / Ambient-VAE code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class DropIndependent:
+    """Zero each pixel of each channel with probability p; scale the kept ones by 1/(1-p) (inverted dropout)."""
+
+    def __init__(self, *, p: float = 0.5) -> None:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop_independent.p must be in [0, 1), got {p}")
+        self.p = p
+
+    def sample(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
+        keep = torch.rand(shape, generator=generator, device=generator.device) >= self.p
+        return keep.float() / (1.0 - self.p)  # (B, C, H, W)
+
+    def apply(self, x: Tensor, theta: Tensor) -> Tensor:
+        return x * theta
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return self.apply(x, self.sample(x.shape, generator))
+
+
+class DropPatch:
+    """Zero a size×size square, all channels, at a uniform top-left corner in {0, …, side - size - 1}.
+
+    The upper bound excludes the last position, as `np.random.choice(h - k)` does in the seed.
+    """
+
+    keep_inside = False
+
+    def __init__(self, *, size: int = 14) -> None:
+        if size < 1:
+            raise ValueError(f"patch size must be at least 1, got {size}")
+        self.size = size
+
+    def sample(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
+        batch, _, height, width = shape
+        if self.size >= min(height, width):
+            raise ValueError(f"patch size {self.size} does not fit a {height}×{width} image; use a smaller size")
+        top = torch.randint(0, height - self.size, (batch,), generator=generator, device=generator.device)
+        left = torch.randint(0, width - self.size, (batch,), generator=generator, device=generator.device)
+        rows = torch.arange(height, device=generator.device)
+        cols = torch.arange(width, device=generator.device)
+        inside_rows = (rows >= top[:, None]) & (rows < top[:, None] + self.size)  # (B, H)
+        inside_cols = (cols >= left[:, None]) & (cols < left[:, None] + self.size)  # (B, W)
+        inside = inside_rows[:, :, None] & inside_cols[:, None, :]  # (B, H, W)
+        mask = inside if self.keep_inside else ~inside
+        return mask[:, None].float()  # (B, 1, H, W): the same square on every channel
+
+    def apply(self, x: Tensor, theta: Tensor) -> Tensor:
+        return x * theta
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return self.apply(x, self.sample(x.shape, generator))
+
+
+class KeepPatch(DropPatch):
+    """Keep only a size×size square (the complement of drop_patch)."""
+
+    keep_inside = True
+
+
+class AddNoise:
+    """y = x + σ·n with n ~ N(0, 1) per pixel and channel; no clipping (the operator is linear)."""
+
+    def __init__(self, *, sigma: float = 0.2) -> None:
+        self.sigma = sigma
+
+    def sample(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
+        return self.sigma * torch.randn(shape, generator=generator, device=generator.device)
+
+    def blur(self, x: Tensor) -> Tensor:
+        return x
+
+    def apply(self, x: Tensor, theta: Tensor) -> Tensor:
+        return self.blur(x) + theta
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return self.apply(x, self.sample(x.shape, generator))
+
+
+class BlurAddNoise(AddNoise):
+    """y = G * x + σ·n: a Gaussian blur (radius r, size×size, per channel, zero padding) then noise."""
+
+    def __init__(self, *, sigma: float = 0.2, radius: float = 1.0, size: int = 5) -> None:
+        super().__init__(sigma=sigma)
+        axis = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+        kernel = torch.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * radius**2))
+        self.kernel = kernel / kernel.sum()  # (size, size)
+
+    def blur(self, x: Tensor) -> Tensor:
+        channels = x.shape[1]
+        weight = self.kernel.to(x)[None, None].expand(channels, 1, -1, -1)  # (C, 1, k, k)
+        return F.conv2d(x, weight, padding=self.kernel.shape[-1] // 2, groups=channels)
+
+
+FORWARD_MODELS = {
+    "drop_independent": DropIndependent,
+    "drop_patch": DropPatch,
+    "keep_patch": KeepPatch,
+    "add_noise": AddNoise,
+    "blur_add_noise": BlurAddNoise,
+}
+
+
+def build_forward(name: str, **kwargs: object) -> DropIndependent | DropPatch | AddNoise:
+    """Instantiate a forward model by registry name."""
+    if name not in FORWARD_MODELS:
+        raise ValueError(f"unknown forward model {name!r}; choose one of {', '.join(FORWARD_MODELS)}")
+    return FORWARD_MODELS[name](**kwargs)

@@ -1,0 +1,77 @@
+"""Tasks: what a model reads and what it must produce. A task picks the prepared views, builds batches
+by index from tensors that already sit on the device, and tells evaluation what to compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pipeline.config import DatasetConfig
+from pipeline.data.store import load_split
+from pipeline.images import to_float
+
+
+class Batch(NamedTuple):
+    input: Tensor  # (B, C_in, H, W) float, what the model reads
+    target: Tensor | None  # (B, C_out, H, W) float in [0, 1]; None where training must not see it
+    label: Tensor  # (B,) int64, -1 when the dataset is unlabelled
+
+
+class Reconstruct:
+    """x -> x."""
+
+    views: ClassVar[tuple[str, ...]] = ("images",)
+    scores_input: ClassVar[bool] = False  # whether evaluation also scores the raw input against the target
+
+    def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
+        """The shape arguments a model needs for this task on this dataset."""
+        return {"in_channels": dataset.channels, "out_channels": dataset.channels, "image_size": dataset.image_size}
+
+    def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        images = to_float(arrays["images"][index])
+        return Batch(input=images, target=images, label=arrays["labels"][index])
+
+    def predict(self, model: nn.Module, batch: Batch) -> Tensor:
+        return model(batch.input).image
+
+
+class Denoise(Reconstruct):
+    """x + σ·n, clipped to [0, 1] -> x. The noise is drawn afresh for every batch."""
+
+    scores_input = True
+
+    def __init__(self, *, sigma: float = 0.2) -> None:
+        self.sigma = sigma
+
+    def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        clean = to_float(arrays["images"][index])
+        noise = torch.randn(clean.shape, generator=generator, device=clean.device)
+        return Batch(input=(clean + self.sigma * noise).clamp(0.0, 1.0), target=clean, label=arrays["labels"][index])
+
+
+TASKS: dict[str, type] = {
+    "reconstruct": Reconstruct,
+    "denoise": Denoise,
+}
+
+
+def build_task(name: str, **kwargs: Any) -> Reconstruct:
+    """Instantiate a registered task; an unknown name lists the valid ones."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}")
+    return TASKS[name](**kwargs)
+
+
+def load_tensors(folder: Path, split: str, task: Reconstruct, device: torch.device) -> dict[str, Tensor]:
+    """The views a task reads plus labels, as whole tensors on `device` (uint8 stays uint8 to save memory)."""
+    arrays = load_split(folder, split)
+    missing = [view for view in task.views if view not in arrays]
+    if missing:
+        raise ValueError(f"{folder} has no {', '.join(missing)} view; add it to the dataset's `views` or `forward`")
+    return {name: torch.from_numpy(np.ascontiguousarray(arrays[name])).to(device) for name in (*task.views, "labels")}

@@ -1,0 +1,69 @@
+"""The one training loop: epochs of shuffled index batches over device-resident tensors, callbacks for side effects."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from pipeline.errors import TrainingError
+from pipeline.tasks import Batch, Reconstruct
+
+
+class Callback(Protocol):
+    def on_step(self, step: int, metrics: dict[str, float], images: int) -> None: ...
+
+    def on_epoch_end(self, epoch: int, step: int) -> None: ...
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked for; CPU always runs fp32 so its results stay reproducible."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fit(
+    update: Callable[[Batch], dict[str, Tensor]],
+    task: Reconstruct,
+    arrays: Mapping[str, Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    start_epoch: int = 0,
+    step: int = 0,
+    precision: str = "fp32",
+    callbacks: Sequence[Callback] = (),
+) -> int:
+    """Train from `start_epoch` to `epochs`; returns the number of optimizer steps taken in all.
+
+    The last incomplete batch of an epoch is dropped: batch-norm cannot train on a batch of one.
+    """
+    count = len(arrays["labels"])
+    if count < batch_size:
+        raise TrainingError(f"the train split has {count} images, fewer than batch_size {batch_size}; lower train.batch_size")
+    device = arrays["labels"].device
+    for epoch in range(start_epoch, epochs):
+        order = torch.randperm(count, generator=generator, device=device)
+        for start in range(0, count - batch_size + 1, batch_size):
+            batch = task.batch(arrays, order[start : start + batch_size], generator)
+            with autocast(device, precision):
+                losses = update(batch)
+            metrics = {name: float(value) for name, value in losses.items()}
+            step += 1
+            for name, value in metrics.items():
+                if not math.isfinite(value):
+                    raise TrainingError(
+                        f"{name} became {value} at epoch {epoch + 1}, step {step}: training diverged; "
+                        "lower the learning rate or check the data"
+                    )
+            for callback in callbacks:
+                callback.on_step(step, metrics, batch_size)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch + 1, step)
+    return step

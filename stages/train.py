@@ -1,0 +1,34 @@
+"""DVC stage train@<experiment>: fit one model; an interrupted run resumes from its last epoch checkpoint."""
+
+from typing import Annotated
+
+import typer
+
+from stages.common import CHECKPOINTS, MODELS, PLOTS, PREPARED, ParamsOption, load, user_errors
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def train(
+    experiment: Annotated[str, typer.Argument(help="key under `experiments:` in params.yaml")],
+    params: ParamsOption = "params.yaml",
+) -> None:
+    """Write models/<experiment>/{model.pt,run.json} and plots/<experiment>/*.csv; log the run to MLflow."""
+    with user_errors():
+        from pipeline.training.run import train_experiment
+
+        config = load(params)
+        summary = train_experiment(
+            config,
+            experiment,
+            prepared_dir=PREPARED / config.experiment(experiment).dataset,
+            model_dir=MODELS / experiment,
+            plots_dir=PLOTS / experiment,
+            checkpoint_path=CHECKPOINTS / experiment / "last.pt",
+        )
+        typer.echo(f"trained {experiment} in {summary['train_seconds']:.1f} s (MLflow run {summary['run_id']})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,60 @@
+"""Shared fixtures: an isolated MLflow store, tiny params, and a small prepared digits dataset."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every test logs to one throw-away SQLite store, never to the project's mlflow.db."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MLFLOW_TRACKING_URI", uri)
+    patch.chdir(folder)  # MLflow puts run artifacts under the working directory
+    yield uri
+    patch.undo()
+
+
+def repo_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def tiny_params(**experiment_overrides) -> dict:
+    """The repository's params shrunk to seconds: 300 digits, 3 epochs, a narrow model."""
+    raw = copy.deepcopy(repo_params())
+    raw["datasets"] = {"digits": {**raw["datasets"]["digits"], "limit": 300}}
+    raw["studies"] = ["autoencoders"]
+    experiment = {
+        "study": "autoencoders",
+        "dataset": "digits",
+        "task": {"name": "reconstruct"},
+        "model": {"name": "conv_ae", "latent_dim": 8, "width": 8},
+        "update": {"lr": 3.0e-3},
+        "train": {"epochs": 3, "batch_size": 32},
+    }
+    raw["experiments"] = {"ae_tiny": {**experiment, **experiment_overrides}}
+    raw["base"] = {"seed": 0, "device": "cpu", "precision": "fp32"}
+    return raw
+
+
+@pytest.fixture(scope="session")
+def prepared_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/prepared/digits for `tiny_params()`, built once by the real download and prepare code."""
+    from pipeline.config import parse_params
+    from pipeline.data.prepare import prepare_dataset
+    from pipeline.data.sources import fetch
+
+    root = tmp_path_factory.mktemp("data")
+    config = parse_params(tiny_params()).dataset("digits")
+    fetch("digits", config, root / "raw", root / "downloads")
+    prepare_dataset("digits", config, root / "raw", root / "prepared", seed=0)
+    return root / "prepared"

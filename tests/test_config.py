@@ -1,0 +1,87 @@
+"""pipeline.config: the repository's params load; typos, bad types and unknown names fail with the key path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from pipeline.config import ConfigError, flatten, load_params, parse_params
+from tests.conftest import ROOT, repo_params
+
+
+def test_repository_params_load_and_are_frozen():
+    params = load_params(ROOT / "params.yaml")
+    experiment = params.experiment("ae_digits")
+    assert experiment.model.name == "conv_ae"
+    assert experiment.dataset in params.datasets
+    assert params.dataset("digits").forward["add_noise"]["sigma"] == 0.2
+    with pytest.raises(Exception):
+        experiment.train.epochs = 1  # frozen dataclass
+    with pytest.raises(TypeError):
+        experiment.model.args["latent_dim"] = 1  # read-only mapping
+
+
+def _with(path: str, value):
+    raw = copy.deepcopy(repo_params())
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("base.sede", 1, "base.sede: unknown key; valid keys are seed, device, precision"),
+        ("base.device", "gpu", "base.device: 'gpu' is not valid; choose one of auto, cpu, cuda"),
+        ("experiments.ae_digits.train.epochs", "ten", "experiments.ae_digits.train.epochs: expected an integer"),
+        ("experiments.ae_digits.train.epoch", 3, "experiments.ae_digits.train.epoch: unknown key; valid keys are epochs"),
+        ("experiments.ae_digits.dataset", "digitz", "experiments.ae_digits.dataset: unknown dataset 'digitz'; choose one of"),
+        ("experiments.ae_digits.model", {"name": "conv_vae"}, "experiments.ae_digits.model.name: unknown name 'conv_vae'; choose one of conv_ae"),
+        ("experiments.ae_digits.model", {"name": "conv_ae", "latent": 3}, "experiments.ae_digits.model.latent: unknown key; valid keys are depth, "),
+        ("experiments.ae_digits.model", {"name": "conv_ae", "latent_dim": 2.5}, "experiments.ae_digits.model.latent_dim: expected an integer"),
+        ("experiments.ae_digits.task", {"name": "dream"}, "experiments.ae_digits.task.name: unknown name 'dream'; choose one of denoise, reconstruct"),
+        ("experiments.ae_digits.update", {"lr": "fast"}, "experiments.ae_digits.update.lr: expected a number, got 'fast'"),
+        ("experiments.ae_digits.update", {"loss": "huber"}, "experiments.ae_digits.update.loss: 'huber' is not valid; choose one of mse, l1, bce"),
+        ("experiments.ae_digits.study", "nope", "experiments.ae_digits.study: unknown study 'nope'"),
+        ("datasets.digits.source", "digitz", "datasets.digits.source: 'digitz' is not valid; choose one of digits, lfw_faces"),
+        ("datasets.digits.views", ["edge"], "datasets.digits.views[0]: 'edge' is not valid; choose one of gray, edges, lab"),
+        ("datasets.digits.forward", {"drop_pixels": {}}, "datasets.digits.forward: unknown name 'drop_pixels'"),
+        ("datasets.digits.forward", {"drop_patch": {"size": 28}}, "datasets.digits.forward.drop_patch.size: 28 does not fit"),
+        ("datasets.digits.views", ["lab"], "datasets.digits.views: the lab view needs colour images; set channels: 3"),
+    ],
+)
+def test_bad_values_name_the_key_path_and_the_choices(path, value, expected):
+    with pytest.raises(ConfigError) as error:
+        parse_params(_with(path, value))
+    assert str(error.value).startswith(expected), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_yaml_exponent_without_dot_is_a_number():
+    params = parse_params(_with("experiments.ae_digits.update", {"lr": "1e-3", "betas": [0.5, 0.999]}))
+    assert params.experiment("ae_digits").update["lr"] == 0.001
+    assert params.experiment("ae_digits").update["betas"] == (0.5, 0.999)
+
+
+def test_model_shape_comes_from_the_dataset_not_params():
+    with pytest.raises(ConfigError, match="model.image_size: set by the dataset and task, remove it here"):
+        parse_params(_with("experiments.ae_digits.model", {"name": "conv_ae", "image_size": 32}))
+
+
+def test_flatten_uses_dotted_paths_and_component_names():
+    params = load_params(ROOT / "params.yaml")
+    flat = flatten(params.experiment("ae_digits").model, "model.")
+    assert flat == {"model.name": "conv_ae", "model.latent_dim": 32, "model.width": 32, "model.depth": 2}
+
+
+def test_missing_file_and_broken_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found; run from the project root"):
+        load_params(tmp_path / "params.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("base:\n  seed: [1\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML at line \d"):
+        load_params(broken)
