@@ -74,4 +74,4 @@ def load_tensors(folder: Path, split: str, task: Reconstruct, device: torch.devi
     missing = [view for view in task.views if view not in arrays]
     if missing:
         raise ValueError(f"{folder} has no {', '.join(missing)} view; add it to the dataset's `views` or `forward`")
-    return {name: torch.from_numpy(np.ascontiguousarray(arrays[name])).to(device) for name in (*task.views, "labels")}
+    return {name: torch.from_numpy(np.array(arrays[name])).to(device) for name in (*task.views, "labels")}

@@ -55,6 +55,6 @@ def prepared_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("data")
     config = parse_params(tiny_params()).dataset("digits")
-    fetch("digits", config, root / "raw", root / "downloads")
-    prepare_dataset("digits", config, root / "raw", root / "prepared", seed=0)
+    fetch("digits", config, root / "raw" / "digits", root / "downloads")
+    prepare_dataset("digits", config, root / "raw" / "digits", root / "prepared" / "digits", seed=0)
     return root / "prepared"

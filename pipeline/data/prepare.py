@@ -76,7 +76,7 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
                 for key, operator in operators.items():
                     measured = operator(clean, generator).permute(0, 2, 3, 1)  # (B, H, W, C)
                     writer.write(split, key, start, measured.numpy().astype(np.float16))
-        manifest = {
+        return writer.finish({
             "dataset": name,
             "source": config.source,
             "image_size": size,
@@ -86,9 +86,7 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
             "class_names": list(raw.class_names),
             "views": list(config.views),
             "forward": {key: dict(kwargs) for key, kwargs in config.forward.items()},
-        }
-        writer.finish(manifest)
-    return manifest
+        })  # fmt: skip
 
 
 def _view(view: str, images: np.ndarray, config: DatasetConfig) -> np.ndarray:

@@ -33,8 +33,8 @@ class PreparedWriter:
     def write(self, split: str, name: str, start: int, values: np.ndarray) -> None:
         self.arrays[f"{split}/{name}"][start : start + len(values)] = values
 
-    def finish(self, manifest: dict[str, Any]) -> None:
-        """Flush, checksum and write the manifest."""
+    def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Flush, checksum and write the manifest; returns it with the array entries added."""
         entries = {}
         for key, array in self.arrays.items():
             array.flush()
@@ -42,6 +42,7 @@ class PreparedWriter:
         self.arrays.clear()
         manifest = {**manifest, "arrays": entries}
         (self.staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return manifest
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

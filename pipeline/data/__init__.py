@@ -1,0 +1,1 @@
+"""Datasets: the source registry, and fetching, verifying and extracting what the sources download."""

@@ -1,0 +1,119 @@
+"""pipeline.training: the update rule learns, a run writes its outputs and MLflow run, resume is exact, NaN stops."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import parse_params
+from pipeline.errors import TrainingError
+from pipeline.models import build_model
+from pipeline.tasks import Batch
+from pipeline.training import steps
+from pipeline.training.run import load_trained, train_experiment
+from tests.conftest import tiny_params
+
+
+def _train(tmp_path, prepared, raw=None, name="ae_tiny"):
+    params = parse_params(raw or tiny_params())
+    return train_experiment(
+        params, name,
+        prepared_dir=prepared / "digits", model_dir=tmp_path / "models" / name,
+        plots_dir=tmp_path / "plots" / name, checkpoint_path=tmp_path / "checkpoints" / name / "last.pt",
+    )  # fmt: skip
+
+
+def test_reconstruction_update_lowers_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = build_model("conv_ae", in_channels=1, out_channels=1, image_size=16, latent_dim=8, width=8)
+    update = steps.ReconstructionUpdate(model, lr=3e-3)
+    images = torch.nn.functional.interpolate(torch.rand(16, 1, 4, 4), size=16, mode="bilinear")  # smooth, learnable
+    batch = Batch(input=images, target=images, label=torch.zeros(16, dtype=torch.long))
+    losses = [update(batch)["loss"].item() for _ in range(60)]
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_a_run_writes_model_curves_and_an_mlflow_run(tmp_path, prepared_digits):
+    summary = _train(tmp_path, prepared_digits)
+    model, run_info = load_trained(tmp_path / "models" / "ae_tiny", torch.device("cpu"))
+    assert run_info["run_id"] == summary["run_id"]
+    assert not model.training
+    curve = (tmp_path / "plots" / "ae_tiny" / "loss.csv").read_text().splitlines()
+    assert curve[0] == "epoch,loss" and len(curve) == 4  # header + 3 epochs
+    losses = [float(line.split(",")[1]) for line in curve[1:]]
+    assert losses[2] < losses[0]
+    assert not (tmp_path / "checkpoints" / "ae_tiny" / "last.pt").exists()  # removed once outputs exist
+
+    run = MlflowClient().get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.latent_dim"] == "8"
+    assert run.data.params["update.lr"] == "0.003"
+    assert run.data.params["dataset.source"] == "digits"
+    assert run.data.tags["dvc.stage"] == "train@ae_tiny"
+    assert run.data.tags["mlflow.source.git.commit"]
+    history = MlflowClient().get_metric_history(summary["run_id"], "train/loss")
+    assert len(history) == 3 * (240 // 32)  # every step, sent in batches
+    experiment = MlflowClient().get_experiment(run.info.experiment_id)
+    assert experiment.name == "autoencoders"
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, prepared_digits, monkeypatch):
+    reference = _train(tmp_path / "reference", prepared_digits)
+    expected, _ = load_trained(tmp_path / "reference" / "models" / "ae_tiny", torch.device("cpu"))
+
+    calls = {"n": 0}
+    original = steps.ReconstructionUpdate.__call__
+
+    def dies_in_epoch_two(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 240 // 32 + 3:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, prepared_digits)
+    saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
+    assert saved["epoch"] == 1
+    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", original)
+
+    resumed = _train(tmp_path, prepared_digits)
+    actual, _ = load_trained(tmp_path / "models" / "ae_tiny", torch.device("cpu"))
+    for key, value in expected.state_dict().items():
+        assert torch.equal(value, actual.state_dict()[key]), key
+    assert resumed["run_id"] == saved["run_id"] != reference["run_id"]  # the same MLflow run went on
+    assert MlflowClient().get_run(resumed["run_id"]).info.status == "FINISHED"
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(tmp_path, prepared_digits, monkeypatch, capsys):
+    original = steps.ReconstructionUpdate.__call__
+    calls = {"n": 0}
+
+    def dies_in_epoch_two(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 240 // 32 + 1:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, prepared_digits)
+    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", original)
+    summary = _train(tmp_path, prepared_digits, tiny_params(update={"lr": 1.0e-3}))
+    assert "written with other settings" in capsys.readouterr().err
+    run = MlflowClient().get_run(summary["run_id"])
+    assert run.data.params["update.lr"] == "0.001"
+
+
+def test_a_diverging_loss_stops_with_a_clear_error_and_writes_no_model(tmp_path, prepared_digits):
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch \d+, step \d+: training diverged"):
+        _train(tmp_path, prepared_digits, tiny_params(update={"lr": 1.0e30}))
+    assert not (tmp_path / "models" / "ae_tiny").exists()
+
+
+def test_a_batch_larger_than_the_data_is_a_clear_error(tmp_path, prepared_digits):
+    with pytest.raises(TrainingError, match="fewer than batch_size 512; lower train.batch_size"):
+        _train(tmp_path, prepared_digits, tiny_params(train={"epochs": 1, "batch_size": 512}))
