@@ -18,9 +18,10 @@ from pipeline.config import DatasetConfig
 from pipeline.data import download, sources
 from pipeline.data.sources import CELEBA_PARTITION, CELEBA_ZIP, IDX_FILES, RawImages, fetch, open_raw
 from pipeline.errors import DataError
+from tests.conftest import SHARED_DATA
 from tests.loopback import serve
 
-UTRECHT = Path("/work/shared/data/utrecht")
+UTRECHT = SHARED_DATA / "utrecht"
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:

@@ -1,0 +1,121 @@
+"""End to end: `dvc repro` in a temporary copy of the project with tiny params, as a user runs it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import ROOT, tiny_params
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_params(project: Path, raw: dict) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC copy of the project with two tiny experiments, after one `dvc repro`."""
+    project = tmp_path_factory.mktemp("project")
+    for name in ("pipeline", "stages", ".dvc", "dvc.yaml", ".gitignore", ".dvcignore"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__", "cache", "tmp"))
+        elif source.exists():
+            shutil.copy(source, project / name)
+    raw = tiny_params()
+    raw["experiments"]["ae_other"] = {**copy.deepcopy(raw["experiments"]["ae_tiny"]), "update": {"lr": 1.0e-3}}
+    write_params(project, raw)
+    run(["git", "init", "-q"], project)
+    run(["dvc", "repro"], project)
+    return project
+
+
+def test_repro_writes_every_output_and_metrics_show_reads_them(project):
+    for path in ("models/ae_tiny/model.pt", "plots/ae_tiny/loss.csv", "reports/autoencoders/ae_tiny/grid.png",
+                 "reports/autoencoders/table.md", "metrics/autoencoders/ae_other.csv", "dvc.lock"):  # fmt: skip
+        assert (project / path).is_file(), path
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    scores = next(iter(shown.values()))["data"]["metrics/autoencoders/ae_tiny.json"]["data"]
+    assert 10 < scores["psnr_mean"] < 60 and scores["images"] == 60
+    table = (project / "reports/autoencoders/table.csv").read_text()
+    assert "ae_tiny" in table and "ae_other" in table
+
+
+def test_a_second_repro_runs_nothing(project):
+    output = run(["dvc", "repro"], project).stdout
+    assert "Running stage" not in output
+    assert "Data and pipelines are up to date" in output
+
+
+def test_changing_one_learning_rate_reruns_only_that_experiment(project):
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["experiments"]["ae_other"]["update"]["lr"] = 2.0e-3
+    write_params(project, raw)
+    output = run(["dvc", "repro"], project).stdout
+    stages = sorted(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage"))
+    assert stages == ["evaluate@ae_other", "render@ae_other", "report@autoencoders", "train@ae_other"]
+
+
+def test_bad_params_fail_in_one_line(project, tmp_path):
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["experiments"]["ae_tiny"]["train"]["epoch"] = 3
+    broken = tmp_path / "params.yaml"
+    broken.write_text(yaml.safe_dump(raw))
+    result = run(["aegan", "train", "ae_tiny", "--params", str(broken)], project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: experiments.ae_tiny.train.epoch: unknown key; valid keys are epochs, batch_size, log_every"
+    ]
+    result = run(["aegan", "prepare", "digitz"], project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: datasets.digitz: no such entry; choose one of digits"
+
+
+def test_a_killed_training_run_resumes_to_the_same_metrics(project):
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["datasets"]["digits"].pop("limit")  # the full 1,437 training digits: slow enough to kill mid-run
+    raw["experiments"]["ae_tiny"]["train"]["epochs"] = 12
+    write_params(project, raw)
+    run(["dvc", "repro", "prepare@digits"], project)
+    checkpoint = project / "checkpoints" / "ae_tiny" / "last.pt"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
+    process = subprocess.Popen(["aegan", "train", "ae_tiny"], cwd=project, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert torch.load(checkpoint, weights_only=False)["epoch"] < 12
+
+    run(["aegan", "train", "ae_tiny"], project)  # resumes from the checkpoint
+    run(["aegan", "evaluate", "ae_tiny"], project)
+    resumed = json.loads((project / "metrics/autoencoders/ae_tiny.json").read_text())
+    assert not checkpoint.exists()
+
+    run(["aegan", "train", "ae_tiny"], project)  # from scratch: no checkpoint is left
+    run(["aegan", "evaluate", "ae_tiny"], project)
+    uninterrupted = json.loads((project / "metrics/autoencoders/ae_tiny.json").read_text())
+    assert resumed == uninterrupted
