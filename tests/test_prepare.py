@@ -1,0 +1,85 @@
+"""pipeline.data.prepare, views and store: split, views and distorted copies on disk, reproducible and atomic."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.config import parse_params
+from pipeline.data import views
+from pipeline.data.prepare import prepare_dataset
+from pipeline.data.sources import fetch
+from pipeline.data.store import load_split
+from tests.conftest import tiny_params
+
+
+def test_prepared_digits_have_the_promised_layout(prepared_digits):
+    folder = prepared_digits / "digits"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 240, "test": 60}
+    assert manifest["class_names"] == [str(d) for d in range(10)]
+    train = load_split(folder, "train")
+    assert train["images"].shape == (240, 28, 28, 1) and train["images"].dtype == np.uint8
+    assert train["edges"].shape == (240, 28, 28, 1) and set(np.unique(train["edges"])) <= {0, 255}
+    assert train["add_noise"].dtype == np.float16
+    assert manifest["arrays"]["train/images"]["sha256"] and manifest["arrays"]["test/labels"]["shape"] == [60]
+    # distorted copies are the forward models applied to exactly these images
+    clean = train["images"].astype(np.float32) / 255.0
+    dropped = train["drop_independent"].astype(np.float32)
+    kept = dropped != 0
+    assert np.allclose(dropped[kept], clean[kept] * 2.0, atol=2e-3)  # p = 0.5 -> kept pixels doubled
+    patch = train["drop_patch"].astype(np.float32)
+    assert np.all((patch == 0).sum(axis=(1, 2, 3)) >= 144)  # a 12×12 square zeroed (maybe more where already black)
+    noise = train["add_noise"].astype(np.float32) - clean
+    assert abs(noise.std() - 0.2) < 0.01
+
+
+def test_the_split_is_fixed_by_the_seed_and_disjoint(tmp_path, prepared_digits):
+    config = parse_params(tiny_params()).dataset("digits")
+    fetch("digits", config, tmp_path / "raw", tmp_path / "downloads")
+    again = prepare_dataset("digits", config, tmp_path / "raw", tmp_path / "same", seed=0)
+    other = prepare_dataset("digits", config, tmp_path / "raw", tmp_path / "other", seed=1)
+    first = json.loads((prepared_digits / "digits" / "manifest.json").read_text())
+    assert again["arrays"] == first["arrays"]  # byte-identical arrays, views and distortions
+    assert other["arrays"]["train/images"]["sha256"] != first["arrays"]["train/images"]["sha256"]
+    train = load_split(tmp_path / "same", "train")["images"].reshape(240, -1)
+    test = load_split(tmp_path / "same", "test")["images"].reshape(60, -1)
+    shared = {row.tobytes() for row in train} & {row.tobytes() for row in test}
+    assert len(shared) <= 2  # only digits that happen to be pixel-identical duplicates
+
+
+def test_an_interrupted_prepare_leaves_no_output(tmp_path, monkeypatch):
+    config = parse_params(tiny_params()).dataset("digits")
+    fetch("digits", config, tmp_path / "raw", tmp_path / "downloads")
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(views, "edges", broken)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset("digits", config, tmp_path / "raw", tmp_path / "prepared", seed=0)
+    assert not (tmp_path / "prepared").exists()
+    assert not (tmp_path / ".prepared.partial").exists()
+
+
+def test_standardise_crops_the_centre_and_resizes():
+    wide = np.zeros((20, 40, 3), dtype=np.uint8)
+    wide[:, 10:30] = 255  # the centred 20×20 square is white, the sides black
+    out = views.standardise([wide, np.full((8, 8), 128, np.uint8)], size=10, channels=3)
+    assert out.shape == (2, 10, 10, 3)
+    assert out[0].min() == 255
+    assert np.all(out[1] == 128)  # gray -> three equal channels
+
+
+def test_gray_edges_and_lab_views():
+    image = np.zeros((1, 32, 32, 3), dtype=np.uint8)
+    image[0, 8:24, 8:24] = (255, 0, 0)
+    assert views.gray(image)[0, 16, 16, 0] == round(0.2125 * 255)  # Rec. 709 luminance of pure red
+    edge_map = views.edges(image, sigma=1.0)[0, :, :, 0]
+    assert edge_map[16, 16] == 0 and edge_map[8:24, 7:9].any()  # the square's border, not its inside
+    code = views.encode_lab(image)
+    lab = views.decode_lab(code)
+    assert abs(lab[0, 16, 16, 0] - 53.24) < 0.5 and abs(lab[0, 16, 16, 1] - 80.1) < 0.6  # red in CIE Lab
+    assert abs(lab[0, 0, 0, 0]) < 0.5  # black
