@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -19,27 +19,42 @@ MANIFEST = "manifest.json"
 
 
 class PreparedWriter:
-    """Pre-allocates each array as a memory-mapped .npy file and fills it chunk by chunk."""
+    """Writes each array as a .npy file, chunk after chunk, straight to disk.
+
+    Plain sequential writes rather than a memory map: pages of a mapped file that were written count as the
+    process's resident memory until unmapped, which would make memory grow with the dataset.
+    """
 
     def __init__(self, staging: Path) -> None:
         self.staging = staging  # from `pipeline.files.staged_dir`, which publishes or discards it
-        self.arrays: dict[str, np.memmap] = {}
+        self.files: dict[str, tuple[BinaryIO, tuple[int, ...], np.dtype, int]] = {}
 
     def allocate(self, split: str, name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> None:
         path = self.staging / split / f"{name}.npy"
         path.parent.mkdir(exist_ok=True)
-        self.arrays[f"{split}/{name}"] = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        handle = path.open("wb")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_2_0(handle, header)
+        self.files[f"{split}/{name}"] = (handle, shape, np.dtype(dtype), 0)
 
     def write(self, split: str, name: str, start: int, values: np.ndarray) -> None:
-        self.arrays[f"{split}/{name}"][start : start + len(values)] = values
+        """Append rows `start … start + len(values)`; chunks must come in order."""
+        key = f"{split}/{name}"
+        handle, shape, dtype, written = self.files[key]
+        if start != written or values.shape[1:] != shape[1:]:
+            raise ValueError(f"{key}: expected rows from {written} of shape {shape[1:]}, got {start} and {values.shape[1:]}")
+        handle.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
+        self.files[key] = (handle, shape, dtype, written + len(values))
 
     def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Flush, checksum and write the manifest; returns it with the array entries added."""
+        """Close, checksum and write the manifest; returns it with the array entries added."""
         entries = {}
-        for key, array in self.arrays.items():
-            array.flush()
-            entries[key] = {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": _sha256(Path(array.filename))}
-        self.arrays.clear()
+        for key, (handle, shape, dtype, written) in self.files.items():
+            handle.close()
+            if written != shape[0]:
+                raise ValueError(f"{key}: {written} of {shape[0]} rows written")
+            entries[key] = {"shape": list(shape), "dtype": str(dtype), "sha256": _sha256(Path(handle.name))}
+        self.files.clear()
         manifest = {**manifest, "arrays": entries}
         (self.staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         return manifest
