@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mlflow  # noqa: F401  (registers the stores MlflowClient needs)
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 

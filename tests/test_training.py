@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -24,6 +23,20 @@ def _train(tmp_path, prepared, raw=None, name="ae_tiny"):
         prepared_dir=prepared / "digits", model_dir=tmp_path / "models" / name,
         plots_dir=tmp_path / "plots" / name, checkpoint_path=tmp_path / "checkpoints" / name / "last.pt",
     )  # fmt: skip
+
+
+def _interrupt_at(monkeypatch, call: int) -> None:
+    """Make the update rule raise KeyboardInterrupt (as Ctrl-C would) on its `call`-th batch."""
+    original = steps.ReconstructionUpdate.__call__
+    calls = {"n": 0}
+
+    def dies(self, batch):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", dies)
 
 
 def test_reconstruction_update_lowers_the_loss_on_a_fixed_batch():
@@ -64,21 +77,12 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, prepared_digit
     reference = _train(tmp_path / "reference", prepared_digits)
     expected, _ = load_trained(tmp_path / "reference" / "models" / "ae_tiny", torch.device("cpu"))
 
-    calls = {"n": 0}
-    original = steps.ReconstructionUpdate.__call__
-
-    def dies_in_epoch_two(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 240 // 32 + 3:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", dies_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path, prepared_digits)
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 240 // 32 + 3)  # third batch of epoch two
+        with pytest.raises(KeyboardInterrupt):
+            _train(tmp_path, prepared_digits)
     saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
     assert saved["epoch"] == 1
-    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", original)
 
     resumed = _train(tmp_path, prepared_digits)
     actual, _ = load_trained(tmp_path / "models" / "ae_tiny", torch.device("cpu"))
@@ -89,19 +93,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, prepared_digit
 
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(tmp_path, prepared_digits, monkeypatch, capsys):
-    original = steps.ReconstructionUpdate.__call__
-    calls = {"n": 0}
-
-    def dies_in_epoch_two(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 240 // 32 + 1:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", dies_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path, prepared_digits)
-    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", original)
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 240 // 32 + 1)
+        with pytest.raises(KeyboardInterrupt):
+            _train(tmp_path, prepared_digits)
     summary = _train(tmp_path, prepared_digits, tiny_params(update={"lr": 1.0e-3}))
     assert "written with other settings" in capsys.readouterr().err
     run = MlflowClient().get_run(summary["run_id"])
