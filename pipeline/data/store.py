@@ -34,7 +34,7 @@ class PreparedWriter:
         path.parent.mkdir(exist_ok=True)
         handle = path.open("wb")
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_2_0(handle, header)
+        np.lib.format.write_array_header_1_0(handle, header)
         self.files[f"{split}/{name}"] = (handle, shape, np.dtype(dtype), 0)
 
     def write(self, split: str, name: str, start: int, values: np.ndarray) -> None:
