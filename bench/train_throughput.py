@@ -76,14 +76,14 @@ def time_aegan(params, prepared: Path, device, epochs: int, batch_size: int, pre
     start = time.perf_counter()
     fit(update, task, arrays, epochs=epochs, batch_size=batch_size, generator=generator, precision=precision)
     sync(device)
-    images = epochs * (len(arrays["labels"]) // batch_size) * batch_size
+    images = epochs * len(arrays["labels"])
     return images / (time.perf_counter() - start)
 
 
 def time_dataloader(params, prepared: Path, device, epochs, batch_size, precision, width, dataset=ItemDataset) -> float:
     model, update = build(params, device, width)
     train = load_split(prepared, "train")
-    loader = DataLoader(dataset(train["images"], train["labels"]), batch_size=batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(dataset(train["images"], train["labels"]), batch_size=batch_size, shuffle=True)
 
     def one_epoch() -> int:
         seen = 0

@@ -68,7 +68,7 @@ def test_a_run_writes_model_curves_and_an_mlflow_run(tmp_path, prepared_digits):
     assert run.data.tags["dvc.stage"] == "train@ae_tiny"
     assert run.data.tags["mlflow.source.git.commit"]
     history = MlflowClient().get_metric_history(summary["run_id"], "train/loss")
-    assert len(history) == 3 * (240 // 32)  # every step, sent in batches
+    assert len(history) == 3 * 8  # every step (7 full batches and one of 16 per epoch), sent in batches
     experiment = MlflowClient().get_experiment(run.info.experiment_id)
     assert experiment.name == "autoencoders"
 
@@ -78,7 +78,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, prepared_digit
     expected, _ = load_trained(tmp_path / "reference" / "models" / "ae_tiny", torch.device("cpu"))
 
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 240 // 32 + 3)  # third batch of epoch two
+        _interrupt_at(patch, 8 + 3)  # third batch of epoch two (8 batches of up to 32 per epoch)
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path, prepared_digits)
     saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
@@ -94,7 +94,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, prepared_digit
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(tmp_path, prepared_digits, monkeypatch, capsys):
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 240 // 32 + 1)
+        _interrupt_at(patch, 8 + 1)
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path, prepared_digits)
     summary = _train(tmp_path, prepared_digits, tiny_params(update={"lr": 1.0e-3}))

@@ -5,6 +5,7 @@ It runs in chunks, so peak memory depends on the chunk size, not on how many ima
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def split_indices(raw: sources.RawImages, config: DatasetConfig, seed: int) -> d
         train = np.flatnonzero(~raw.split)
     else:
         order = rng.permutation(count)
-        cut = max(1, round(count * config.test_fraction))
+        cut = max(1, math.ceil(count * config.test_fraction))  # scikit-learn's train_test_split rounds up too
         test, train = order[:cut], order[cut:]
     if config.limit is not None and config.limit < count:
         keep_test = max(1, round(config.limit * len(test) / count))

@@ -42,7 +42,8 @@ def fit(
 ) -> int:
     """Train from `start_epoch` to `epochs`; returns the number of optimizer steps taken in all.
 
-    The last incomplete batch of an epoch is dropped: batch-norm cannot train on a batch of one.
+    An epoch's last batch is smaller when the batch size does not divide the data; it is skipped only when
+    it holds a single image, which batch-norm cannot train on.
     """
     count = len(arrays["labels"])
     if count < batch_size:
@@ -50,8 +51,9 @@ def fit(
     device = arrays["labels"].device
     for epoch in range(start_epoch, epochs):
         order = torch.randperm(count, generator=generator, device=device)
-        for start in range(0, count - batch_size + 1, batch_size):
-            batch = task.batch(arrays, order[start : start + batch_size], generator)
+        for start in range(0, count - 1, batch_size):
+            index = order[start : start + batch_size]
+            batch = task.batch(arrays, index, generator)
             with autocast(device, precision):
                 losses = update(batch)
             metrics = {name: float(value) for name, value in losses.items()}
@@ -63,7 +65,7 @@ def fit(
                         "lower the learning rate or check the data"
                     )
             for callback in callbacks:
-                callback.on_step(step, metrics, batch_size)
+                callback.on_step(step, metrics, len(index))
         for callback in callbacks:
             callback.on_epoch_end(epoch + 1, step)
     return step

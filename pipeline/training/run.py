@@ -93,7 +93,8 @@ def train_experiment(
             "history": history.rows, "seconds": seconds_before + time.perf_counter() - started,
         }  # fmt: skip
 
-    per_epoch = len(arrays["labels"]) // experiment.train.batch_size * experiment.train.batch_size
+    count = len(arrays["labels"])
+    per_epoch = count - (count % experiment.train.batch_size == 1)  # the loop skips a last batch of one
     progress = ProgressBar(name, total_images=per_epoch * experiment.train.epochs, done_images=per_epoch * start_epoch)
     callbacks = [history, MetricLogger(run, history, every=experiment.train.log_every), progress]
     model.train()
