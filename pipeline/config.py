@@ -88,6 +88,8 @@ class ExperimentConfig:
 @dataclass(frozen=True)
 class RenderConfig:
     columns: int = 8  # images per row in comparison grids
+    frames: int = 16  # images per latent interpolation strip
+    interpolation_pairs: tuple[tuple[int, int], ...] = ((0, 1), (4, 9), (10, 19))  # test-split indices
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from skimage import io
 
+from pipeline.errors import DataError
 from pipeline.images import to_numpy
 
 MIN_CELL = 64  # small images are enlarged (nearest neighbour) so a grid stays legible
@@ -55,19 +57,62 @@ def comparison_rows(inputs, predictions, targets, *, columns: int, blocks: int) 
 
 
 def render_experiment(params, name: str, *, prepared_dir: Path, model_dir: Path, out_dir: Path) -> list[Path]:
-    """Write out_dir/grid.png (test inputs over outputs) and attach it to the model's MLflow run."""
+    """Write the experiment's figures to out_dir and attach them to the model's MLflow run.
+
+    Every model gets grid.png (test inputs over outputs); models that can sample get samples.png; models
+    with an encoder and a decoder get interpolation.png; PCA gets eigenimages.png and psnr_by_components.csv.
+    """
     from pipeline import tracking
     from pipeline.evaluation.evaluate import predict_split
     from pipeline.files import staged_dir
 
-    columns, blocks = params.render.columns, 4
-    _, batches, predictions, run = predict_split(
-        params, name, prepared_dir=prepared_dir, model_dir=model_dir, limit=columns * blocks
-    )
-    batch, prediction = batches[0], predictions[0]
-    rows = comparison_rows(batch.input, prediction, batch.target, columns=columns, blocks=blocks)
+    columns = params.render.columns
+    predicted = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
+    model, batch, output = predicted.model, predicted.batches[0], predicted.outputs[0]
     with staged_dir(out_dir) as staging:
-        save_png(grid(rows), staging / "grid.png")
-    tracked = tracking.reopen(tracking.resolve_uri(params.tracking.uri), run["run_id"], tags={"dvc.render": f"render@{name}"})
-    tracked.log_artifact(out_dir / "grid.png", "figures")
-    return [out_dir / "grid.png"]
+        save_png(grid(comparison_rows(batch.input, output, batch.target, columns=columns, blocks=4)), staging / "grid.png")
+        if hasattr(model, "sample"):
+            generator = torch.Generator(batch.input.device).manual_seed(params.base.seed)
+            samples = model.sample(columns * columns, generator)
+            save_png(grid([to_numpy(row) for row in samples.split(columns)]), staging / "samples.png")
+        if hasattr(model, "eigenimages"):
+            images = model.eigenimages(2 * columns)  # the mean, then the components
+            save_png(grid([to_numpy(images[:1]), to_numpy(images[1 : 1 + columns]), to_numpy(images[1 + columns :])]),
+                     staging / "eigenimages.png")  # fmt: skip
+            (staging / "psnr_by_components.csv").write_text(component_curve(model, predicted.batches))
+        if hasattr(model, "encode") and hasattr(model, "decode"):
+            test = torch.cat([b.input for b in predicted.batches])
+            strips = [interpolate(model, test, pair, params.render.frames, name) for pair in params.render.interpolation_pairs]
+            save_png(grid([to_numpy(strip) for strip in strips]), staging / "interpolation.png")
+    paths = sorted(out_dir.iterdir())
+    tracked = tracking.reopen(tracking.resolve_uri(params.tracking.uri), predicted.run["run_id"], tags={"dvc.render": f"render@{name}"})
+    for path in paths:
+        tracked.log_artifact(path, "figures")
+    return paths
+
+
+@torch.no_grad()
+def interpolate(model, images: torch.Tensor, pair: tuple[int, int], frames: int, name: str) -> torch.Tensor:
+    """Decode `frames` evenly spaced points on the straight line between two test images' latents: (frames, C, H, W)."""
+    first, second = pair
+    if max(first, second) >= len(images):
+        raise DataError(f"render.interpolation_pairs: index {max(first, second)} is beyond the {len(images)} test images "
+                        f"of {name}'s dataset; pick indices below {len(images)}")  # fmt: skip
+    ends = model.encode(images[[first, second]])  # (2, …latent shape)
+    weights = torch.linspace(0.0, 1.0, frames, device=ends.device).view(-1, *[1] * (ends.dim() - 1))
+    return model.decode((1 - weights) * ends[:1] + weights * ends[1:])
+
+
+@torch.no_grad()
+def component_curve(model, batches) -> str:
+    """CSV of mean test PSNR when reconstructing with the first k principal components, k = 1 … all kept."""
+    from pipeline.evaluation.metrics import psnr
+
+    images = torch.cat([b.input for b in batches])
+    target = to_numpy(images)
+    fitted = int((model.explained_variance_ratio > 0).sum())
+    lines = ["components,psnr"]
+    for count in range(1, fitted + 1):
+        restored = model.decode(model.encode(images, components=count))
+        lines.append(f"{count},{psnr(to_numpy(restored), target).mean():.4f}")
+    return "\n".join(lines) + "\n"

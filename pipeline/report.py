@@ -23,10 +23,31 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
         scores = json.loads(path.read_text())
         rows.append(
             {"experiment": name, "model": experiment.model.name, "dataset": experiment.dataset,
-             "task": experiment.task.name, **scores}
+             "task": experiment.task.name, "latent_dim": experiment.model.args.get("latent_dim", ""), **scores}
         )  # fmt: skip
     return pd.DataFrame(rows)
 
 
+def log_table(params: Params, study: str, paths: list[Path]) -> str:
+    """Attach the study's table files to a run named `<study> table` in the study's MLflow experiment."""
+    from pipeline import tracking
+
+    uri = tracking.resolve_uri(params.tracking.uri)
+    run = tracking.start_run(uri, experiment=study, name=f"{study} table", tags={"dvc.stage": f"report@{study}"})
+    for path in paths:
+        run.log_artifact(path, "table")
+    run.finish()
+    return run.run_id
+
+
 def to_markdown(table: pd.DataFrame, title: str) -> str:
-    return f"# {title}\n\n{table.to_markdown(index=False, floatfmt='.4g')}\n"
+    """The table for reading: each score as "mean ± std"; per-component and spread columns stay in the CSV."""
+    shown = table[["experiment", "model", "dataset", "task", "latent_dim"]].copy()
+    for column in [c for c in table.columns if c.endswith("_mean")]:
+        score = column.removesuffix("_mean")
+        mean, spread = table[column], table[f"{score}_std"]
+        shown[score] = [f"{m:.4g} ± {s:.2g}" if pd.notna(m) else "" for m, s in zip(mean, spread)]
+    if "explained_variance_total" in table:
+        shown["explained variance"] = [f"{v:.3f}" if pd.notna(v) else "" for v in table["explained_variance_total"]]
+    shown["images"] = table["images"]
+    return f"# {title}\n\n{shown.to_markdown(index=False)}\n"

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
+from skimage.restoration import denoise_tv_chambolle
 from torch import Tensor, nn
 
 from pipeline.config import DatasetConfig
@@ -48,6 +49,13 @@ class Denoise(Reconstruct):
 
     def __init__(self, *, sigma: float = 0.2) -> None:
         self.sigma = sigma
+
+    def baseline(self, noisy: np.ndarray) -> np.ndarray:
+        """The non-learned denoiser compared against: total variation (Chambolle), weight σ/2, image by image.
+
+        (N, H, W, C) floats in [0, 1] in and out.
+        """
+        return np.stack([denoise_tv_chambolle(image, weight=self.sigma / 2, channel_axis=-1) for image in noisy])
 
     def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
         clean = to_float(arrays["images"][index])

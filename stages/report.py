@@ -14,14 +14,17 @@ def report(
     study: Annotated[str, typer.Argument(help="a name listed under `studies:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write reports/<study>/table.csv and table.md."""
+    """Write reports/<study>/table.csv and table.md, and attach them to a `<study> table` MLflow run."""
     with user_errors():
         from pipeline.files import write_text
-        from pipeline.report import study_table, to_markdown
+        from pipeline.report import log_table, study_table, to_markdown
 
-        table = study_table(load(params), study, METRICS / study)
-        write_text(REPORTS / study / "table.csv", table.to_csv(index=False))
-        write_text(REPORTS / study / "table.md", to_markdown(table, f"Study `{study}`"))
+        config = load(params)
+        table = study_table(config, study, METRICS / study)
+        paths = [REPORTS / study / "table.csv", REPORTS / study / "table.md"]
+        write_text(paths[0], table.to_csv(index=False))
+        write_text(paths[1], to_markdown(table, f"Study `{study}`"))
+        log_table(config, study, paths)
         typer.echo(to_markdown(table, study))
 
 

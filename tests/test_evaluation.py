@@ -9,9 +9,11 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import parse_params
 from pipeline.data.store import load_split
-from pipeline.evaluation.evaluate import evaluate_experiment
+from pipeline.errors import DataError
+from pipeline.evaluation.evaluate import evaluate_experiment, predict_split
 from pipeline.evaluation.metrics import psnr, ssim, summarise
-from pipeline.render import comparison_rows, grid
+from pipeline.models import build_model
+from pipeline.render import comparison_rows, component_curve, grid, interpolate
 from pipeline.training.run import train_experiment
 from tests.conftest import tiny_params
 
@@ -63,3 +65,28 @@ def test_grid_tiles_rows_with_gaps_and_enlarges_small_images():
     assert image.shape == (2 * (64 + 2) + 2, 3 * (64 + 2) + 2, 3)  # 16-pixel cells enlarged 4×
     assert image[2 + 10, 2 + 10].tolist() == [0, 0, 0]  # first row: inputs (black)
     assert image[2 + 66 + 10, 2 + 10].tolist() == [255, 255, 255]  # second row: outputs (white)
+
+
+def test_interpolation_strip_starts_and_ends_at_the_pair():
+    model = build_model("conv_ae", in_channels=1, out_channels=1, image_size=16, latent_dim=4, width=4).eval()
+    images = torch.rand(5, 1, 16, 16)
+    strip = interpolate(model, images, (1, 3), frames=16, name="x")
+    assert strip.shape == (16, 1, 16, 16)
+    assert torch.allclose(strip[0], model(images[1:2]).image[0], atol=1e-6)
+    assert torch.allclose(strip[-1], model(images[3:4]).image[0], atol=1e-6)
+    with pytest.raises(DataError, match="index 7 is beyond the 5 test images"):
+        interpolate(model, images, (0, 7), frames=16, name="x")
+
+
+def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path):
+    params = parse_params(tiny_params(model={"name": "pca", "latent_dim": 8}, update={}, train={"epochs": 1, "batch_size": 64}))
+    folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
+    train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
+    predicted = predict_split(params, "ae_tiny", **folders)
+    rows = [line.split(",") for line in component_curve(predicted.model, predicted.batches).splitlines()[1:]]
+    psnr_by_count = [float(value) for _, value in rows]
+    assert [int(count) for count, _ in rows] == list(range(1, 65))  # 240 training digits allow all 64
+    assert all(later >= earlier - 1e-6 for earlier, later in zip(psnr_by_count, psnr_by_count[1:]))
+    summary, _ = evaluate_experiment(params, "ae_tiny", **folders)
+    assert summary["psnr_mean"] == pytest.approx(psnr_by_count[7], abs=1e-3)  # latent_dim 8 = the 8th point
+    assert 0 < summary["explained_variance_1"] < summary["explained_variance_total"] < 1

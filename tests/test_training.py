@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import parse_params
 from pipeline.errors import TrainingError
 from pipeline.models import build_model
+from pipeline.models.vae import VariationalOutput
 from pipeline.tasks import Batch
 from pipeline.training import steps
 from pipeline.training.run import load_trained, train_experiment
@@ -112,3 +113,42 @@ def test_a_diverging_loss_stops_with_a_clear_error_and_writes_no_model(tmp_path,
 def test_a_batch_larger_than_the_data_is_a_clear_error(tmp_path, prepared_digits):
     with pytest.raises(TrainingError, match="fewer than batch_size 512; lower train.batch_size"):
         _train(tmp_path, prepared_digits, tiny_params(train={"epochs": 1, "batch_size": 512}))
+
+
+class _FixedPosterior(torch.nn.Module):
+    """A stand-in VAE whose posterior is whatever the test sets, to check the loss arithmetic."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.mean, self.logvar = mean, logvar
+
+    def forward(self, x):
+        return VariationalOutput(image=x * 0 + 0.5 + self.weight, latent=self.mean, mean=self.mean, logvar=self.logvar)
+
+
+def test_variational_update_reports_reconstruction_and_kl_separately():
+    images = torch.ones(4, 1, 2, 2)
+    batch = Batch(input=images, target=images, label=torch.zeros(4, dtype=torch.long))
+    standard = steps.VariationalUpdate(_FixedPosterior(torch.zeros(4, 3), torch.zeros(4, 3)), loss="mse", beta=2.0)
+    losses = standard(batch)
+    assert losses["kl"].item() == pytest.approx(0.0)  # q = N(0, I) is the prior
+    assert losses["reconstruction"].item() == pytest.approx(4 * 0.25)  # 4 pixels per image, each off by 0.5
+    shifted = steps.VariationalUpdate(_FixedPosterior(torch.ones(4, 3), torch.zeros(4, 3)), loss="mse", beta=2.0)
+    losses = shifted(batch)
+    assert losses["kl"].item() == pytest.approx(3 * 0.5)  # KL(N(1, 1) ‖ N(0, 1)) = 1/2 per dimension
+    assert losses["loss"].item() == pytest.approx(1.0 + 2.0 * 1.5)
+
+
+def test_pca_fit_on_batches_equals_pca_on_the_whole_set():
+    generator = torch.Generator().manual_seed(0)
+    basis = torch.randn(3, 64, generator=generator)
+    data = (torch.randn(40, 3, generator=generator) @ basis).view(40, 1, 8, 8)  # rank 3
+    model = build_model("pca", in_channels=1, out_channels=1, image_size=8, latent_dim=3)
+    fit = steps.PrincipalComponentsFit(model)
+    for part in data.split(16):  # 16 + 16 + 8
+        fit(Batch(input=part, target=part, label=torch.zeros(len(part), dtype=torch.long)))
+    assert torch.allclose(model(data).image, data, atol=1e-4)  # three components rebuild rank-3 data exactly
+    assert model.explained_variance_ratio[:3].sum().item() == pytest.approx(1.0)
+    assert torch.allclose(model.mean, data.flatten(1).mean(0), atol=1e-5)
+    assert model.scores()["explained_variance_total"] == pytest.approx(1.0)

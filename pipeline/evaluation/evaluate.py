@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,14 +19,17 @@ from pipeline.training.run import load_trained, resolve_device
 EVAL_BATCH = 256
 
 
-@torch.no_grad()
-def predict_split(
-    params: Params, name: str, *, prepared_dir: Path, model_dir: Path, limit: int | None = None
-) -> tuple[Reconstruct, list[Batch], list[torch.Tensor], dict]:
-    """Run the trained model over the test split in fixed order, with a fixed seed for any task noise.
+class Predictions(NamedTuple):
+    task: Reconstruct
+    model: torch.nn.Module  # in eval mode
+    batches: list[Batch]  # the test batches, in order
+    outputs: list[torch.Tensor]  # one (B, C, H, W) prediction per batch
+    run: dict  # the training run's summary (run.json): MLflow run id, train time
 
-    Returns the task, the batches it read, the predictions (each (B, C, H, W) in [0, 1]) and the run summary.
-    """
+
+@torch.no_grad()
+def predict_split(params: Params, name: str, *, prepared_dir: Path, model_dir: Path, limit: int | None = None) -> Predictions:
+    """Run the trained model over the test split in fixed order, with a fixed seed for any task noise."""
     experiment = params.experiment(name)
     device = resolve_device(params.base.device)
     task = build_task(experiment.task.name, **experiment.task.args)
@@ -38,7 +42,7 @@ def predict_split(
         batch = task.batch(arrays, torch.arange(start, min(start + EVAL_BATCH, count), device=device), generator)
         batches.append(batch)
         predictions.append(task.predict(model, batch).float())
-    return task, batches, predictions, summary
+    return Predictions(task, model, batches, predictions, summary)
 
 
 def evaluate_experiment(params: Params, name: str, *, prepared_dir: Path, model_dir: Path) -> tuple[dict, pd.DataFrame]:
@@ -48,14 +52,19 @@ def evaluate_experiment(params: Params, name: str, *, prepared_dir: Path, model_
 
     Returns the summary (means, stds, image count) and one row per test image.
     """
-    task, batches, predictions, run = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
+    task, model, batches, predictions, run = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
     prediction = np.concatenate([to_numpy(p) for p in predictions])
     target = np.concatenate([to_numpy(b.target) for b in batches])
     scores = {"psnr": psnr(prediction, target), "ssim": ssim(prediction, target)}
     if task.scores_input:
         given = np.concatenate([to_numpy(b.input) for b in batches])
         scores |= {"input_psnr": psnr(given, target), "input_ssim": ssim(given, target)}
+        if hasattr(task, "baseline"):  # a non-learned method on the very same inputs
+            restored = task.baseline(given)
+            scores |= {"baseline_psnr": psnr(restored, target), "baseline_ssim": ssim(restored, target)}
     summary = {**summarise(scores), "images": len(prediction)}
+    if hasattr(model, "scores"):  # scores of the fitted model itself, e.g. PCA's explained variance
+        summary |= model.scores()
     tracked = tracking.reopen(tracking.resolve_uri(params.tracking.uri), run["run_id"], tags={"dvc.evaluate": f"evaluate@{name}"})
     tracked.log_metrics([(0, {f"test/{key}": value for key, value in summary.items()})])
     return summary, pd.DataFrame({"image": np.arange(len(prediction)), **scores})

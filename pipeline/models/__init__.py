@@ -6,10 +6,15 @@ from typing import Any
 
 from torch import nn
 
-from pipeline.models.autoencoder import ConvAutoencoder
+from pipeline.models.autoencoder import ConvAutoencoder, SeedConvAutoencoder
+from pipeline.models.pca import PrincipalComponents
+from pipeline.models.vae import ConvVAE
 
 MODELS: dict[str, type[nn.Module]] = {
+    "pca": PrincipalComponents,
     "conv_ae": ConvAutoencoder,
+    "seed_conv_ae": SeedConvAutoencoder,
+    "conv_vae": ConvVAE,
 }
 
 

@@ -1,4 +1,5 @@
-"""Convolutional autoencoder with a real bottleneck: stride-2 convolutions down to a flat latent vector and back."""
+"""Convolutional autoencoders: one with a real bottleneck (a flat latent vector) and a faithful port of the
+seed's bottleneck-free network, kept so its published numbers can be reproduced."""
 
 from __future__ import annotations
 
@@ -9,7 +10,23 @@ from torch import Tensor, nn
 
 class AutoencoderOutput(NamedTuple):
     image: Tensor  # (B, out_channels, H, W) in [0, 1]
-    latent: Tensor  # (B, latent_dim)
+    latent: Tensor  # (B, latent_dim), or the seed port's (B, 32, H, W) feature map
+
+
+def down_stack(in_channels: int, widths: list[int]) -> list[nn.Module]:
+    """Stride-2 4×4 convolutions, each halving the side: (B, C, S, S) -> (B, widths[-1], S/2^n, S/2^n)."""
+    layers: list[nn.Module] = []
+    for before, after in zip([in_channels, *widths[:-1]], widths):
+        layers += [nn.Conv2d(before, after, 4, stride=2, padding=1), nn.BatchNorm2d(after), nn.LeakyReLU(0.2)]
+    return layers
+
+
+def up_stack(widths: list[int], out_channels: int) -> list[nn.Module]:
+    """The mirror of `down_stack`, ending in a sigmoid so images come out in [0, 1]."""
+    layers: list[nn.Module] = []
+    for before, after in zip(widths[::-1], widths[::-1][1:]):
+        layers += [nn.ConvTranspose2d(before, after, 4, stride=2, padding=1), nn.BatchNorm2d(after), nn.ReLU()]
+    return [*layers, nn.ConvTranspose2d(widths[0], out_channels, 4, stride=2, padding=1), nn.Sigmoid()]
 
 
 class ConvAutoencoder(nn.Module):
@@ -24,28 +41,64 @@ class ConvAutoencoder(nn.Module):
         if image_size % 2**depth:
             raise ValueError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}")
         widths = [width * 2**level for level in range(depth)]  # e.g. [32, 64]
-        self.feature_shape = (widths[-1], image_size // 2**depth, image_size // 2**depth)  # (64, 7, 7) for 28×28
-        features = widths[-1] * (image_size // 2**depth) ** 2
-
-        down: list[nn.Module] = []
-        for before, after in zip([in_channels, *widths[:-1]], widths):
-            down += [nn.Conv2d(before, after, 4, stride=2, padding=1), nn.BatchNorm2d(after), nn.LeakyReLU(0.2)]
-        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(features, latent_dim))
-
-        up: list[nn.Module] = []
-        for before, after in zip(widths[::-1], widths[::-1][1:]):
-            up += [nn.ConvTranspose2d(before, after, 4, stride=2, padding=1), nn.BatchNorm2d(after), nn.ReLU()]
-        up += [nn.ConvTranspose2d(widths[0], out_channels, 4, stride=2, padding=1), nn.Sigmoid()]
-        self.project = nn.Sequential(nn.Linear(latent_dim, features), nn.ReLU())
-        self.decoder = nn.Sequential(*up)
+        side = image_size // 2**depth
+        self.feature_shape = (widths[-1], side, side)  # (64, 7, 7) for 28×28
+        self.encoder = nn.Sequential(*down_stack(in_channels, widths), nn.Flatten(), nn.Linear(widths[-1] * side**2, latent_dim))
+        self.project = nn.Sequential(nn.Linear(latent_dim, widths[-1] * side**2), nn.ReLU())
+        self.decoder = nn.Sequential(*up_stack(widths, out_channels))
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)  # (B, C, H, W) -> (B, latent_dim)
 
     def decode(self, z: Tensor) -> Tensor:
-        features = self.project(z).view(-1, *self.feature_shape)  # (B, width·2^(depth-1), H/2^depth, W/2^depth)
-        return self.decoder(features)
+        return self.decoder(self.project(z).view(-1, *self.feature_shape))  # (B, latent_dim) -> (B, C, H, W)
 
     def forward(self, x: Tensor) -> AutoencoderOutput:
         latent = self.encode(x)
         return AutoencoderOutput(image=self.decode(latent), latent=latent)
+
+
+class KerasSameTranspose(nn.Module):
+    """Keras' Conv2DTranspose(k=4, stride 1, padding='same'): full transposed conv, then keep H×W from offset 1."""
+
+    def __init__(self, before: int, after: int) -> None:
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(before, after, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        return self.conv(x)[..., 1 : 1 + height, 1 : 1 + width]  # (B, after, H + 3, W + 3) -> (B, after, H, W)
+
+
+class SeedConvAutoencoder(nn.Module):
+    """The seed's face autoencoder: Conv 8/16/32 (3×3, ReLU, same) then transposed conv 32/16/8 (4×4, ReLU, same)
+    and a 4×4 transposed conv to the output with a sigmoid. No pooling, so the "latent" is a 32×H×W map, larger
+    than the image: 32,697 weights for one channel, as the seed's summary reports."""
+
+    update_rule: ClassVar[str] = "reconstruction"
+
+    def __init__(self, *, in_channels: int, out_channels: int, image_size: int) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+        )  # fmt: skip
+        self.decoder = nn.Sequential(
+            KerasSameTranspose(32, 32), nn.ReLU(),
+            KerasSameTranspose(32, 16), nn.ReLU(),
+            KerasSameTranspose(16, 8), nn.ReLU(),
+            KerasSameTranspose(8, out_channels), nn.Sigmoid(),
+        )  # fmt: skip
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)  # (B, C, H, W) -> (B, 32, H, W)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: Tensor) -> AutoencoderOutput:
+        latent = self.encode(x)
+        return AutoencoderOutput(image=self.decode(latent), latent=latent)
+
+

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
 from pipeline.tasks import Batch
@@ -28,7 +30,7 @@ class ReconstructionUpdate:
         loss: Literal["mse", "l1", "bce"] = "mse",
     ) -> None:
         self.model = model
-        self.loss = PIXEL_LOSSES[loss]
+        self.loss = PIXEL_LOSSES[loss]  # (prediction, target, reduction=...) -> loss
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
@@ -46,8 +48,71 @@ class ReconstructionUpdate:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+class VariationalUpdate(ReconstructionUpdate):
+    """The β-VAE objective: per-image reconstruction loss (summed over pixels) + β·KL(q(z|x) ‖ N(0, I))."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        loss: Literal["mse", "l1", "bce"] = "bce",
+        beta: float = 1.0,
+    ) -> None:
+        super().__init__(model, lr=lr, betas=betas, weight_decay=weight_decay, loss=loss)
+        self.beta = beta
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        output = self.model(batch.input)
+        count = len(batch.input)
+        reconstruction = self.loss(output.image.float(), batch.target, reduction="sum") / count
+        kl = -0.5 * torch.sum(1 + output.logvar - output.mean.pow(2) - output.logvar.exp()) / count
+        loss = reconstruction + self.beta * kl
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), "reconstruction": reconstruction.detach(), "kl": kl.detach()}
+
+
+class PrincipalComponentsFit:
+    """Closed-form PCA (scikit-learn, full SVD) on every training image seen so far; no optimizer.
+
+    Each batch is added to the pool and the fit is redone, so after one epoch the components are those of
+    the whole training split. Further epochs add the same images again, which leaves the fit unchanged.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.pool: list[np.ndarray] = []
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        self.pool.append(batch.input.flatten(1).double().cpu().numpy())
+        pixels = np.concatenate(self.pool)  # (N, D)
+        kept = min(len(pixels), pixels.shape[1], len(self.model.components))
+        pca = PCA(n_components=kept, svd_solver="full").fit(pixels)
+        device = self.model.mean.device
+        self.model.mean.copy_(torch.from_numpy(pca.mean_).to(device))
+        self.model.components.zero_()
+        self.model.components[:kept] = torch.from_numpy(pca.components_).to(device)
+        self.model.explained_variance_ratio.zero_()
+        self.model.explained_variance_ratio[:kept] = torch.from_numpy(pca.explained_variance_ratio_).to(device)
+        with torch.no_grad():
+            loss = F.mse_loss(self.model(batch.input).image, batch.target)
+        return {"loss": loss}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the fit lives in the model's buffers; checkpoints are taken after whole epochs
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
 UPDATE_RULES: dict[str, type] = {
     "reconstruction": ReconstructionUpdate,
+    "variational": VariationalUpdate,
+    "principal_components": PrincipalComponentsFit,
 }
 
 
