@@ -27,8 +27,6 @@ class ConfigError(AeganError):
 MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size")  # filled from the task and dataset, not params
 
 
-
-
 @dataclass(frozen=True)
 class BaseConfig:
     """Settings every stage reads."""
@@ -87,6 +85,8 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class RenderConfig:
+    """Figure layout, shared by every render stage."""
+
     columns: int = 8  # images per row in comparison grids
     frames: int = 16  # images per latent interpolation strip
     interpolation_pairs: tuple[tuple[int, int], ...] = ((0, 1), (4, 9), (10, 19))  # test-split indices
@@ -201,6 +201,8 @@ def _pick(table: Mapping[str, Any], name: str, section: str) -> Any:
 def _cross_check(params: Params) -> Params:
     """Check names against the registries and kwargs against the constructors; return params with kwargs typed."""
     # Imported here so that `aegan --help` never pays for torch.
+    import torch
+
     from pipeline import forward, tasks
     from pipeline.models import MODELS
     from pipeline.training.steps import update_rule_for
@@ -212,6 +214,8 @@ def _cross_check(params: Params) -> Params:
             raise ConfigError(f"{where}: source 'folder' needs `path` (a directory or archive) or `url`")
         if dataset.url and dataset.source == "folder" and not dataset.checksum:
             raise ConfigError(f"{where}.checksum: an archive URL needs a checksum such as 'sha256:<hex>'")
+        if dataset.limit is not None and dataset.limit < 2:
+            raise ConfigError(f"{where}.limit: must be at least 2 (one train and one test image), got {dataset.limit}")
         if not 0.0 < dataset.test_fraction < 1.0:
             raise ConfigError(f"{where}.test_fraction: must be between 0 and 1, got {dataset.test_fraction}")
         if dataset.image_size < 8:
@@ -240,21 +244,34 @@ def _cross_check(params: Params) -> Params:
         for key in ("epochs", "batch_size", "log_every"):
             if getattr(experiment.train, key) < 1:
                 raise ConfigError(f"{where}.train.{key}: must be at least 1")
+        task_args = check_kwargs(task, experiment.task.args, f"{where}.task")
+        model_args = check_kwargs(model, experiment.model.args, f"{where}.model", provided=MODEL_SHAPE_KEYS)
+        # Build both once, weightless, so that a value only the constructor can judge (an image size the
+        # model's depth cannot halve) fails here in one line rather than in the middle of a stage.
+        shape = _try(lambda: task(**task_args), f"{where}.task").model_shape(params.datasets[experiment.dataset])
+        with torch.device("meta"):
+            _try(lambda: model(**shape, **model_args), f"{where}.model")
         experiments[name] = dataclasses.replace(
             experiment,
-            task=Component(experiment.task.name, check_kwargs(task, experiment.task.args, f"{where}.task")),
-            model=Component(
-                experiment.model.name,
-                check_kwargs(model, experiment.model.args, f"{where}.model", provided=MODEL_SHAPE_KEYS),
-            ),
+            task=Component(experiment.task.name, task_args),
+            model=Component(experiment.model.name, model_args),
             update=check_kwargs(update_rule_for(model), experiment.update, f"{where}.update"),
         )
+    if params.render.columns < 1 or params.render.frames < 2:
+        raise ConfigError("render: columns must be at least 1 and frames at least 2")
     for study in params.studies:
         if not any(e.study == study for e in experiments.values()):
             raise ConfigError(f"studies: {study!r} has no experiment; add one or remove the study")
     return dataclasses.replace(
         params, datasets=types.MappingProxyType(datasets), experiments=types.MappingProxyType(experiments)
     )
+
+
+def _try(build: Callable[[], Any], where: str) -> Any:
+    try:
+        return build()
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _pick_choice(table: Mapping[str, Any], name: str, where: str) -> Any:
@@ -304,7 +321,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if origin is Literal:
-        if value not in args:
+        if isinstance(value, bool) or value not in args:  # True == 1 would otherwise pass for Literal[1, 3]
             raise ConfigError(f"{where}: {value!r} is not valid; choose one of {', '.join(map(str, args))}")
         return value
     if origin in (types.UnionType, typing.Union):
@@ -320,8 +337,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        item = args[0] if args else Any
-        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        fixed = origin is tuple and args and args[-1] is not Ellipsis  # tuple[float, float]: exactly two
+        if fixed and len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        items = args if fixed else [args[0] if args else Any] * len(value)
+        return tuple(_coerce(item, v, f"{where}[{i}]") for i, (item, v) in enumerate(zip(items, value)))
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         if value is None:
             value = {}

@@ -109,7 +109,7 @@ def component_curve(model, batches) -> str:
     from pipeline.evaluation.metrics import psnr
 
     images = torch.cat([b.input for b in batches])
-    target = to_numpy(images)
+    target = to_numpy(torch.cat([b.target for b in batches]))
     fitted = int((model.explained_variance_ratio > 0).sum())
     lines = ["components,psnr"]
     for count in range(1, fitted + 1):

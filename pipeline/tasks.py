@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from pipeline.config import DatasetConfig
 from pipeline.data.store import load_split
+from pipeline.errors import DataError
 from pipeline.images import to_float
 
 
@@ -48,6 +49,8 @@ class Denoise(Reconstruct):
     scores_input = True
 
     def __init__(self, *, sigma: float = 0.2) -> None:
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
         self.sigma = sigma
 
     def baseline(self, noisy: np.ndarray) -> np.ndarray:
@@ -81,5 +84,5 @@ def load_tensors(folder: Path, split: str, task: Reconstruct, device: torch.devi
     arrays = load_split(folder, split)
     missing = [view for view in task.views if view not in arrays]
     if missing:
-        raise ValueError(f"{folder} has no {', '.join(missing)} view; add it to the dataset's `views` or `forward`")
+        raise DataError(f"{folder} has no {', '.join(missing)} view; add it to the dataset's `views` or `forward`")
     return {name: torch.from_numpy(np.array(arrays[name])).to(device) for name in (*task.views, "labels")}

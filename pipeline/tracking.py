@@ -36,8 +36,9 @@ def git_commit() -> str:
 class Run:
     """An open MLflow run, reached through the client API so no global state leaks between stages."""
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    def __init__(self, client: MlflowClient, run_id: str, created: bool = False) -> None:
         self.client, self.run_id = client, run_id
+        self.created = created  # a new run, which still needs its params
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(key, str(value)[:6000]) for key, value in sorted(params.items())]
@@ -63,14 +64,15 @@ def start_run(uri: str, *, experiment: str, name: str, tags: dict[str, str], run
     client = MlflowClient(tracking_uri=uri)
     if run_id:
         try:
-            client.update_run(run_id, status="RUNNING")
-            return Run(client, run_id)
+            if client.get_run(run_id).info.lifecycle_stage == "active":
+                client.update_run(run_id, status="RUNNING")
+                return Run(client, run_id)
         except MlflowException:
-            pass  # deleted from the store: start a fresh run rather than fail the stage
+            pass  # gone from the store (another database, or purged): start a fresh run rather than fail
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     run = client.create_run(experiment_id, run_name=name, tags={**tags, "mlflow.source.git.commit": git_commit()})
-    return Run(client, run.info.run_id)
+    return Run(client, run.info.run_id, created=True)
 
 
 def reopen(uri: str, run_id: str, *, tags: dict[str, str]) -> Run:

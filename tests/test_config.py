@@ -54,6 +54,12 @@ def _with(path: str, value):
         ("datasets.digits.forward", {"drop_pixels": {}}, "datasets.digits.forward: unknown name 'drop_pixels'"),
         ("datasets.digits.forward", {"drop_patch": {"size": 28}}, "datasets.digits.forward.drop_patch.size: 28 does not fit"),
         ("datasets.digits.views", ["lab"], "datasets.digits.views: the lab view needs colour images; set channels: 3"),
+        ("datasets.digits.channels", True, "datasets.digits.channels: True is not valid; choose one of 1, 3"),
+        ("datasets.digits.limit", 1, "datasets.digits.limit: must be at least 2"),
+        ("experiments.ae_digits.model", {"name": "conv_ae", "depth": 3}, "experiments.ae_digits.model: image_size 28 must be divisible by 2**depth = 8"),
+        ("experiments.ae_digits.update", {"betas": [0.9]}, "experiments.ae_digits.update.betas: expected 2 values, got 1"),
+        ("experiments.dae_digits.task", {"name": "denoise", "sigma": -1}, "experiments.dae_digits.task: sigma must be positive, got -1"),
+        ("render.frames", 1, "render: columns must be at least 1 and frames at least 2"),
     ],
 )
 def test_bad_values_name_the_key_path_and_the_choices(path, value, expected):

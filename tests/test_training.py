@@ -152,3 +152,31 @@ def test_pca_fit_on_batches_equals_pca_on_the_whole_set():
     assert model.explained_variance_ratio[:3].sum().item() == pytest.approx(1.0)
     assert torch.allclose(model.mean, data.flatten(1).mean(0), atol=1e-5)
     assert model.scores()["explained_variance_total"] == pytest.approx(1.0)
+
+
+def test_a_checkpoint_from_other_model_code_starts_over(tmp_path, prepared_digits, monkeypatch, capsys):
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 8 + 1)
+        with pytest.raises(KeyboardInterrupt):
+            _train(tmp_path, prepared_digits)
+    path = tmp_path / "checkpoints" / "ae_tiny" / "last.pt"
+    saved = torch.load(path, weights_only=False)
+    saved["model"] = {"renamed." + key: value for key, value in saved["model"].items()}  # as after a refactor
+    torch.save(saved, path)
+    summary = _train(tmp_path, prepared_digits)
+    assert "does not fit the current model code; training from scratch" in capsys.readouterr().err
+    run = MlflowClient().get_run(summary["run_id"])
+    assert summary["run_id"] != saved["run_id"] and run.data.params["model.name"] == "conv_ae"
+    assert not path.parent.exists()  # the emptied checkpoint folder goes too
+
+
+def test_resuming_into_a_deleted_mlflow_run_opens_a_new_run_with_params(tmp_path, prepared_digits, monkeypatch):
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 8 + 1)
+        with pytest.raises(KeyboardInterrupt):
+            _train(tmp_path, prepared_digits)
+    saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
+    MlflowClient().delete_run(saved["run_id"])
+    summary = _train(tmp_path, prepared_digits)  # resumes the weights, not the deleted run
+    assert summary["run_id"] != saved["run_id"]
+    assert MlflowClient().get_run(summary["run_id"]).data.params["update.lr"] == "0.003"

@@ -27,6 +27,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+def check_batch_size(count: int, batch_size: int) -> None:
+    if count < batch_size:
+        raise TrainingError(f"the train split has {count} images, fewer than batch_size {batch_size}; lower train.batch_size")
+
+
 def fit(
     update: Callable[[Batch], dict[str, Tensor]],
     task: Reconstruct,
@@ -42,16 +47,14 @@ def fit(
 ) -> int:
     """Train from `start_epoch` to `epochs`; returns the number of optimizer steps taken in all.
 
-    An epoch's last batch is smaller when the batch size does not divide the data; it is skipped only when
-    it holds a single image, which batch-norm cannot train on.
+    An epoch's last batch is smaller when the batch size does not divide the data.
     """
     count = len(arrays["labels"])
-    if count < batch_size:
-        raise TrainingError(f"the train split has {count} images, fewer than batch_size {batch_size}; lower train.batch_size")
+    check_batch_size(count, batch_size)
     device = arrays["labels"].device
     for epoch in range(start_epoch, epochs):
         order = torch.randperm(count, generator=generator, device=device)
-        for start in range(0, count - 1, batch_size):
+        for start in range(0, count, batch_size):
             index = order[start : start + batch_size]
             batch = task.batch(arrays, index, generator)
             with autocast(device, precision):

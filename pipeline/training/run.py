@@ -20,7 +20,7 @@ from pipeline.models import build_model
 from pipeline.tasks import build_task, load_tensors
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
-from pipeline.training.loop import fit
+from pipeline.training.loop import check_batch_size, fit
 from pipeline.training.steps import update_rule_for
 
 MODEL_FILE = "model.pt"
@@ -72,17 +72,25 @@ def train_experiment(
         print(f"{checkpoint_path} was written with other settings or data; training from scratch", file=sys.stderr)
         state = None
     if state is not None:
-        model.load_state_dict(state["model"])
-        update.load_state_dict(state["update"])
+        try:
+            model.load_state_dict(state["model"])
+            update.load_state_dict(state["update"])
+        except (RuntimeError, KeyError, ValueError):  # the model's code changed since the checkpoint was written
+            print(f"{checkpoint_path} does not fit the current model code; training from scratch", file=sys.stderr)
+            state = None
+            model = build_model(experiment.model.name, **model_args).to(device)
+            update = update_rule_for(type(model))(model, **experiment.update)
+    if state is not None:
         checkpoint.restore_rng(generator, state["rng"])
     history = History(state["history"] if state else None)
     start_epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
     seconds_before = state["seconds"] if state else 0.0
 
+    check_batch_size(len(arrays["labels"]), experiment.train.batch_size)  # before a run is opened for nothing
     uri = tracking.resolve_uri(params.tracking.uri)
     tags = {"dvc.stage": f"train@{name}", "dataset": experiment.dataset}
     run = tracking.start_run(uri, experiment=experiment.study, name=name, tags=tags, run_id=state and state["run_id"])
-    if state is None:
+    if run.created:
         run.log_params(run_params(params, name))
     started = time.perf_counter()
 
@@ -94,8 +102,7 @@ def train_experiment(
         }  # fmt: skip
 
     count = len(arrays["labels"])
-    per_epoch = count - (count % experiment.train.batch_size == 1)  # the loop skips a last batch of one
-    progress = ProgressBar(name, total_images=per_epoch * experiment.train.epochs, done_images=per_epoch * start_epoch)
+    progress = ProgressBar(name, total_images=count * experiment.train.epochs, done_images=count * start_epoch)
     callbacks = [history, MetricLogger(run, history, every=experiment.train.log_every), progress]
     model.train()
     try:
@@ -125,6 +132,8 @@ def train_experiment(
     run.log_artifact(model_dir / MODEL_FILE, "model")
     run.finish()
     checkpoint_path.unlink(missing_ok=True)
+    if checkpoint_path.parent.exists() and not any(checkpoint_path.parent.iterdir()):
+        checkpoint_path.parent.rmdir()
     return summary
 
 

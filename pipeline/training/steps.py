@@ -17,6 +17,13 @@ from pipeline.tasks import Batch
 PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "bce": F.binary_cross_entropy}
 
 
+def pixel_loss(name: str, prediction: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """A pixel loss in fp32 with autocast off: under bf16 autocast, CUDA refuses binary cross-entropy on
+    probabilities, and sums over many pixels lose precision."""
+    with torch.autocast(prediction.device.type, enabled=False):
+        return PIXEL_LOSSES[name](prediction.float(), target.float(), reduction=reduction)
+
+
 class ReconstructionUpdate:
     """Minimise a pixel loss between the model's image and the target: autoencoders, denoisers, colourisers."""
 
@@ -30,12 +37,12 @@ class ReconstructionUpdate:
         loss: Literal["mse", "l1", "bce"] = "mse",
     ) -> None:
         self.model = model
-        self.loss = PIXEL_LOSSES[loss]  # (prediction, target, reduction=...) -> loss
+        self.loss = loss
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         output = self.model(batch.input)
-        loss = self.loss(output.image.float(), batch.target)
+        loss = pixel_loss(self.loss, output.image, batch.target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -67,8 +74,9 @@ class VariationalUpdate(ReconstructionUpdate):
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         output = self.model(batch.input)
         count = len(batch.input)
-        reconstruction = self.loss(output.image.float(), batch.target, reduction="sum") / count
-        kl = -0.5 * torch.sum(1 + output.logvar - output.mean.pow(2) - output.logvar.exp()) / count
+        reconstruction = pixel_loss(self.loss, output.image, batch.target, reduction="sum") / count
+        mean, logvar = output.mean.float(), output.logvar.float()
+        kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
         loss = reconstruction + self.beta * kl
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
