@@ -1,4 +1,4 @@
-"""Comparison grids to PNG: rows of test inputs over the model's outputs (and targets where they differ)."""
+"""render@<experiment>: comparison grids, samples, interpolation strips and eigenimages as PNG."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from skimage import io
+from torch import Tensor, nn
 
+from pipeline import tracking
+from pipeline.config import Params
 from pipeline.errors import DataError
+from pipeline.evaluation.evaluate import predict_split
+from pipeline.evaluation.metrics import psnr
+from pipeline.files import staged_dir
 from pipeline.images import to_numpy
+from pipeline.tasks import Batch
 
 MIN_CELL = 64  # small images are enlarged (nearest neighbour) so a grid stays legible
 GAP = 2  # pixels of white between cells
@@ -35,11 +42,14 @@ def grid(rows: list[np.ndarray]) -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
+    """Write a uint8 (H, W, 3) image as PNG, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     io.imsave(path, image, check_contrast=False)
 
 
-def comparison_rows(inputs, predictions, targets, *, columns: int, blocks: int) -> list[np.ndarray]:
+def comparison_rows(
+    inputs: Tensor, predictions: Tensor, targets: Tensor | None, *, columns: int, blocks: int
+) -> list[np.ndarray]:
     """Interleave `blocks` blocks of `columns` images: input row, output row, and target row when it is not the input.
 
     Arguments are (B, C, H, W) tensors in [0, 1] (inputs with another channel count are shown as they are).
@@ -56,16 +66,12 @@ def comparison_rows(inputs, predictions, targets, *, columns: int, blocks: int) 
     return rows
 
 
-def render_experiment(params, name: str, *, prepared_dir: Path, model_dir: Path, out_dir: Path) -> list[Path]:
+def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_dir: Path, out_dir: Path) -> list[Path]:
     """Write the experiment's figures to out_dir and attach them to the model's MLflow run.
 
     Every model gets grid.png (test inputs over outputs); models that can sample get samples.png; models
     with an encoder and a decoder get interpolation.png; PCA gets eigenimages.png and psnr_by_components.csv.
     """
-    from pipeline import tracking
-    from pipeline.evaluation.evaluate import predict_split
-    from pipeline.files import staged_dir
-
     columns = params.render.columns
     predicted = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
     model, batch, output = predicted.model, predicted.batches[0], predicted.outputs[0]
@@ -92,7 +98,7 @@ def render_experiment(params, name: str, *, prepared_dir: Path, model_dir: Path,
 
 
 @torch.no_grad()
-def interpolate(model, images: torch.Tensor, pair: tuple[int, int], frames: int, name: str) -> torch.Tensor:
+def interpolate(model: nn.Module, images: Tensor, pair: tuple[int, int], frames: int, name: str) -> Tensor:
     """Decode `frames` evenly spaced points on the straight line between two test images' latents: (frames, C, H, W)."""
     first, second = pair
     if max(first, second) >= len(images):
@@ -104,10 +110,8 @@ def interpolate(model, images: torch.Tensor, pair: tuple[int, int], frames: int,
 
 
 @torch.no_grad()
-def component_curve(model, batches) -> str:
+def component_curve(model: nn.Module, batches: list[Batch]) -> str:
     """CSV of mean test PSNR when reconstructing with the first k principal components, k = 1 … all kept."""
-    from pipeline.evaluation.metrics import psnr
-
     images = torch.cat([b.input for b in batches])
     target = to_numpy(torch.cat([b.target for b in batches]))
     fitted = int((model.explained_variance_ratio > 0).sum())

@@ -29,6 +29,25 @@ def up_stack(widths: list[int], out_channels: int) -> list[nn.Module]:
     return [*layers, nn.ConvTranspose2d(widths[0], out_channels, 4, stride=2, padding=1), nn.Sigmoid()]
 
 
+def conv_codec(
+    *, in_channels: int, out_channels: int, image_size: int, width: int, depth: int, code: int, latent_dim: int
+) -> tuple[nn.Module, nn.Module, nn.Module, tuple[int, int, int]]:
+    """The conv stacks shared by the bottlenecked AE and the VAE.
+
+    Returns the encoder (image -> `code` numbers), the projection (latent -> feature map), the decoder
+    (feature map -> image) and the feature map's shape, e.g. (64, 7, 7) for 28×28 at width 32, depth 2.
+    """
+    if image_size % 2**depth:
+        raise ValueError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}")
+    widths = [width * 2**level for level in range(depth)]  # e.g. [32, 64]
+    side = image_size // 2**depth
+    features = widths[-1] * side**2
+    encoder = nn.Sequential(*down_stack(in_channels, widths), nn.Flatten(), nn.Linear(features, code))
+    project = nn.Sequential(nn.Linear(latent_dim, features), nn.ReLU())
+    decoder = nn.Sequential(*up_stack(widths, out_channels))
+    return encoder, project, decoder, (widths[-1], side, side)
+
+
 class ConvAutoencoder(nn.Module):
     """`depth` stride-2 conv blocks (width doubling each time) -> linear latent -> mirrored transposed convs -> sigmoid."""
 
@@ -38,14 +57,10 @@ class ConvAutoencoder(nn.Module):
         self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 32, width: int = 32, depth: int = 2
     ) -> None:
         super().__init__()
-        if image_size % 2**depth:
-            raise ValueError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}")
-        widths = [width * 2**level for level in range(depth)]  # e.g. [32, 64]
-        side = image_size // 2**depth
-        self.feature_shape = (widths[-1], side, side)  # (64, 7, 7) for 28×28
-        self.encoder = nn.Sequential(*down_stack(in_channels, widths), nn.Flatten(), nn.Linear(widths[-1] * side**2, latent_dim))
-        self.project = nn.Sequential(nn.Linear(latent_dim, widths[-1] * side**2), nn.ReLU())
-        self.decoder = nn.Sequential(*up_stack(widths, out_channels))
+        self.encoder, self.project, self.decoder, self.feature_shape = conv_codec(
+            in_channels=in_channels, out_channels=out_channels, image_size=image_size,
+            width=width, depth=depth, code=latent_dim, latent_dim=latent_dim,
+        )  # fmt: skip
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)  # (B, C, H, W) -> (B, latent_dim)
@@ -95,7 +110,7 @@ class SeedConvAutoencoder(nn.Module):
         return self.encoder(x)  # (B, C, H, W) -> (B, 32, H, W)
 
     def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
+        return self.decoder(z)  # (B, 32, H, W) -> (B, C, H, W)
 
     def forward(self, x: Tensor) -> AutoencoderOutput:
         latent = self.encode(x)

@@ -7,7 +7,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.autoencoder import down_stack, up_stack
+from pipeline.models.autoencoder import conv_codec
 
 
 class VariationalOutput(NamedTuple):
@@ -26,21 +26,17 @@ class ConvVAE(nn.Module):
         self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 16, width: int = 32, depth: int = 2
     ) -> None:
         super().__init__()
-        if image_size % 2**depth:
-            raise ValueError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}")
-        widths = [width * 2**level for level in range(depth)]
-        side = image_size // 2**depth
         self.latent_dim = latent_dim
-        self.feature_shape = (widths[-1], side, side)
-        self.encoder = nn.Sequential(*down_stack(in_channels, widths), nn.Flatten(), nn.Linear(widths[-1] * side**2, 2 * latent_dim))
-        self.project = nn.Sequential(nn.Linear(latent_dim, widths[-1] * side**2), nn.ReLU())
-        self.decoder = nn.Sequential(*up_stack(widths, out_channels))
+        self.encoder, self.project, self.decoder, self.feature_shape = conv_codec(
+            in_channels=in_channels, out_channels=out_channels, image_size=image_size,
+            width=width, depth=depth, code=2 * latent_dim, latent_dim=latent_dim,  # code = mean and log-variance
+        )  # fmt: skip
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x).chunk(2, dim=1)[0]  # the posterior mean, (B, latent_dim)
 
     def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(self.project(z).view(-1, *self.feature_shape))
+        return self.decoder(self.project(z).view(-1, *self.feature_shape))  # (B, latent_dim) -> (B, C, H, W)
 
     def forward(self, x: Tensor) -> VariationalOutput:
         mean, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent_dim) each
