@@ -68,7 +68,7 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 64
-    log_every: int = 20  # optimizer steps per batch of metrics sent to MLflow
+    log_every: int = 20  # steps between reading losses back from the device (NaN check, progress) and sending them to MLflow
 
 
 @dataclass(frozen=True)

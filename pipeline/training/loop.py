@@ -43,32 +43,50 @@ def fit(
     start_epoch: int = 0,
     step: int = 0,
     precision: str = "fp32",
+    sync_every: int = 20,
     callbacks: Sequence[Callback] = (),
 ) -> int:
     """Train from `start_epoch` to `epochs`; returns the number of optimizer steps taken in all.
 
-    An epoch's last batch is smaller when the batch size does not divide the data.
+    An epoch's last batch is smaller when the batch size does not divide the data. Losses stay on the
+    device and are read back every `sync_every` steps and at each epoch's end, so a GPU is not stalled
+    after every step; the callbacks then see every step in order, and a NaN is reported at its own step.
     """
     count = len(arrays["labels"])
     check_batch_size(count, batch_size)
     device = arrays["labels"].device
     for epoch in range(start_epoch, epochs):
         order = torch.randperm(count, generator=generator, device=device)
+        pending: list[tuple[int, dict[str, Tensor], int]] = []  # (step, losses, images) not yet read back
         for start in range(0, count, batch_size):
             index = order[start : start + batch_size]
             batch = task.batch(arrays, index, generator)
             with autocast(device, precision):
                 losses = update(batch)
-            metrics = {name: float(value) for name, value in losses.items()}
             step += 1
-            for name, value in metrics.items():
-                if not math.isfinite(value):
-                    raise TrainingError(
-                        f"{name} became {value} at epoch {epoch + 1}, step {step}: training diverged; "
-                        "lower the learning rate or check the data"
-                    )
-            for callback in callbacks:
-                callback.on_step(step, metrics, len(index))
+            pending.append((step, losses, len(index)))
+            if len(pending) >= sync_every:
+                _report(pending, epoch, callbacks)
+        _report(pending, epoch, callbacks)
         for callback in callbacks:
             callback.on_epoch_end(epoch + 1, step)
     return step
+
+
+def _report(pending: list[tuple[int, dict[str, Tensor], int]], epoch: int, callbacks: Sequence[Callback]) -> None:
+    """Read the pending losses back in one transfer, stop on the first non-finite one, else tell the callbacks."""
+    if not pending:
+        return
+    names = list(pending[0][1])
+    values = torch.stack([torch.stack([losses[n].float() for n in names]) for _, losses, _ in pending]).tolist()
+    for (step, _, images), row in zip(pending, values):
+        metrics = dict(zip(names, row))
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"{name} became {value} at epoch {epoch + 1}, step {step}: training diverged; "
+                    "lower the learning rate or check the data"
+                )
+        for callback in callbacks:
+            callback.on_step(step, metrics, images)
+    pending.clear()

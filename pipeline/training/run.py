@@ -109,7 +109,7 @@ def train_experiment(
         fit(
             update, task, arrays,
             epochs=experiment.train.epochs, batch_size=experiment.train.batch_size, generator=generator,
-            start_epoch=start_epoch, step=step, precision=params.base.precision,
+            start_epoch=start_epoch, step=step, precision=params.base.precision, sync_every=experiment.train.log_every,
             callbacks=[*callbacks, Checkpointer(checkpoint_path, snapshot)],
         )  # fmt: skip
     except BaseException as error:
