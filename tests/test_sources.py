@@ -246,3 +246,19 @@ def test_missing_and_empty_folders_are_reported(tmp_path: Path) -> None:
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
     with pytest.raises(DataError, match="no images"):
         fetch("empty", DatasetConfig(source="folder", path=str(tmp_path / "empty")), tmp_path / "raw", tmp_path / "downloads")
+
+
+def test_a_failed_fetch_keeps_the_previous_raw_folder_and_leaves_no_partial_one(tmp_path, monkeypatch):
+    config = DatasetConfig(source="digits")
+    fetch("digits", config, tmp_path / "raw", tmp_path / "downloads")
+    before = (tmp_path / "raw" / "images.npz").read_bytes()
+
+    def dies(name, config, raw_dir, cache_dir):
+        (raw_dir / "images.npz").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(sources.SOURCES, "digits", sources.Source(fetch=dies, open=sources.SOURCES["digits"].open))
+    with pytest.raises(KeyboardInterrupt):
+        fetch("digits", config, tmp_path / "raw", tmp_path / "downloads")
+    assert (tmp_path / "raw" / "images.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no .raw.partial left behind

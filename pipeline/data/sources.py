@@ -26,6 +26,7 @@ from PIL import Image
 from pipeline.config import DatasetConfig
 from pipeline.data.download import extract, fetch_file
 from pipeline.errors import DataError
+from pipeline.files import staged_dir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 IDX_FILES = tuple(f"{part}-{kind}-ubyte.gz" for part in ("train", "t10k") for kind in ("images-idx3", "labels-idx1"))
@@ -94,16 +95,14 @@ def fetch(name: str, config: DatasetConfig, raw_dir: Path, cache_dir: Path) -> N
     Args:
         name: the dataset's key in params.yaml (names the download cache of folder archives and messages).
         config: the dataset's settings.
-        raw_dir: data/raw/<name>/, emptied first.
+        raw_dir: data/raw/<name>/, replaced only once the source is complete.
         cache_dir: data/downloads/, persistent; verified files there are reused.
 
     Raises:
         DataError: when the source cannot be fetched or verified.
     """
-    if raw_dir.exists():
-        shutil.rmtree(raw_dir)
-    raw_dir.mkdir(parents=True)
-    SOURCES[config.source].fetch(name, config, raw_dir, cache_dir)
+    with staged_dir(raw_dir) as staging:  # an interrupted download leaves no half-filled raw_dir
+        SOURCES[config.source].fetch(name, config, staging, cache_dir)
 
 
 def open_raw(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
