@@ -84,6 +84,18 @@ class ExperimentConfig:
 
 
 @dataclass(frozen=True)
+class ClassifierConfig:
+    """The classifier trained per labelled dataset, and how many samples its features judge (FCD)."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
+    width: int = 32  # channels of the first conv block; the second has twice as many
+    features: int = 64  # width of the penultimate layer, the space FCD is computed in
+    samples: int = 1000  # samples drawn (fixed seed) from each generative model for its FCD
+
+
+@dataclass(frozen=True)
 class RenderConfig:
     """Figure layout, shared by every render stage."""
 
@@ -103,6 +115,7 @@ class Params:
     studies: tuple[str, ...]
     experiments: Mapping[str, ExperimentConfig]
     base: BaseConfig = BaseConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
     render: RenderConfig = RenderConfig()
     tracking: TrackingConfig = TrackingConfig()
 
@@ -251,15 +264,24 @@ def _cross_check(params: Params) -> Params:
         shape = _try(lambda: task(**task_args), f"{where}.task").model_shape(params.datasets[experiment.dataset])
         with torch.device("meta"):
             _try(lambda: model(**shape, **model_args), f"{where}.model")
+        if task.reconstructs and not hasattr(model, "encode"):
+            raise ConfigError(f"{where}.task.name: {experiment.model.name} has no encoder to reconstruct with; use task generate")
+        if not task.reconstructs and not hasattr(model, "sample"):
+            raise ConfigError(f"{where}.task.name: {experiment.model.name} cannot sample; use task reconstruct")
         experiments[name] = dataclasses.replace(
             experiment,
             task=Component(experiment.task.name, task_args),
             model=Component(experiment.model.name, model_args),
             update=check_kwargs(update_rule_for(model), experiment.update, f"{where}.update"),
         )
+    for key in ("epochs", "batch_size", "width", "features", "samples"):
+        if getattr(params.classifier, key) < (2 if key == "samples" else 1):
+            raise ConfigError(f"classifier.{key}: must be at least {2 if key == 'samples' else 1}")
     if params.render.columns < 1 or params.render.frames < 2:
         raise ConfigError("render: columns must be at least 1 and frames at least 2")
     for study in params.studies:
+        if study == "classifiers":  # metrics/classifiers/ holds the classifiers' metrics
+            raise ConfigError("studies: 'classifiers' is reserved for the classifier stage's outputs; choose another name")
         if not any(e.study == study for e in experiments.values()):
             raise ConfigError(f"studies: {study!r} has no experiment; add one or remove the study")
     return dataclasses.replace(

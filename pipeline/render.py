@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from pipeline import tracking
 from pipeline.config import Params
 from pipeline.errors import DataError
-from pipeline.evaluation.evaluate import predict_split
+from pipeline.evaluation.evaluate import draw_samples, predict_split
 from pipeline.evaluation.metrics import psnr
 from pipeline.files import staged_dir
 from pipeline.images import to_numpy
@@ -69,24 +69,27 @@ def comparison_rows(
 def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_dir: Path, out_dir: Path) -> list[Path]:
     """Write the experiment's figures to out_dir and attach them to the model's MLflow run.
 
-    Every model gets grid.png (test inputs over outputs); models that can sample get samples.png; models
-    with an encoder and a decoder get interpolation.png; PCA gets eigenimages.png and psnr_by_components.csv.
+    Every model that reconstructs gets grid.png (test inputs over outputs); models that can sample get
+    samples.png (fixed noise); models with an encoder get interpolation.png; PCA gets eigenimages.png and
+    psnr_by_components.csv.
     """
     columns = params.render.columns
     predicted = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
-    model, batch, output = predicted.model, predicted.batches[0], predicted.outputs[0]
+    model = predicted.model
     with staged_dir(out_dir) as staging:
-        save_png(grid(comparison_rows(batch.input, output, batch.target, columns=columns, blocks=4)), staging / "grid.png")
-        if hasattr(model, "sample"):
-            generator = torch.Generator(batch.input.device).manual_seed(params.base.seed)
-            samples = model.sample(columns * columns, generator)
+        if predicted.batches:  # a generate task has no per-image output to compare
+            batch, output = predicted.batches[0], predicted.outputs[0]
+            rows = comparison_rows(batch.input, output, batch.target, columns=columns, blocks=4)
+            save_png(grid(rows), staging / "grid.png")
+        if hasattr(model, "sample"):  # the first samples FCD is computed on: the same noise for every model
+            samples = draw_samples(model, columns * columns, params.base.seed)
             save_png(grid([to_numpy(row) for row in samples.split(columns)]), staging / "samples.png")
         if hasattr(model, "eigenimages"):
             images = model.eigenimages(2 * columns)  # the mean, then the components
             save_png(grid([to_numpy(images[:1]), to_numpy(images[1 : 1 + columns]), to_numpy(images[1 + columns :])]),
                      staging / "eigenimages.png")  # fmt: skip
             (staging / "psnr_by_components.csv").write_text(component_curve(model, predicted.batches))
-        if hasattr(model, "encode") and hasattr(model, "decode"):
+        if hasattr(model, "encode") and predicted.batches:
             test = torch.cat([b.input for b in predicted.batches])
             strips = [interpolate(model, test, pair, params.render.frames, name) for pair in params.render.interpolation_pairs]
             save_png(grid([to_numpy(strip) for strip in strips]), staging / "interpolation.png")

@@ -29,6 +29,7 @@ class Reconstruct:
     """x -> x."""
 
     views: ClassVar[tuple[str, ...]] = ("images",)
+    reconstructs: ClassVar[bool] = True  # whether the model maps each input to an output that evaluation scores
     scores_input: ClassVar[bool] = False  # whether evaluation also scores the raw input against the target
 
     def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
@@ -66,9 +67,20 @@ class Denoise(Reconstruct):
         return Batch(input=(clean + self.sigma * noise).clamp(0.0, 1.0), target=clean, label=arrays["labels"][index])
 
 
+class Generate(Reconstruct):
+    """z -> x: a generator learns the training images' distribution; there is no per-image output, so
+    evaluation scores its samples (Fréchet distance in a classifier's feature space), not reconstructions."""
+
+    reconstructs = False
+
+    def predict(self, model: nn.Module, batch: Batch) -> Tensor:
+        raise TypeError("a generate task has no per-image prediction; sample from the model instead")
+
+
 TASKS: dict[str, type] = {
     "reconstruct": Reconstruct,
     "denoise": Denoise,
+    "generate": Generate,
 }
 
 

@@ -2,14 +2,14 @@
 
 import typer
 
-from stages import download, evaluate, prepare, render, report, train
+from stages import classify, download, evaluate, prepare, render, report, train
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="aegan: autoencoder/GAN studies as a DVC pipeline. Run `dvc repro` for everything, or one stage here.",
 )
-for command in (download.download, prepare.prepare, train.train, evaluate.evaluate, render.render, report.report):
+for command in (download.download, prepare.prepare, classify.classify, train.train, evaluate.evaluate, render.render, report.report):
     app.command()(command)
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ RAW = Path("data/raw")
 DOWNLOADS = Path("data/downloads")  # persistent download cache, outside DVC so a kept or hand-placed file is reused
 PREPARED = Path("data/prepared")
 MODELS = Path("models")
+CLASSIFIERS = MODELS / "classifiers"
 PLOTS = Path("plots")
 METRICS = Path("metrics")
 REPORTS = Path("reports")

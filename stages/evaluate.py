@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import METRICS, MODELS, PREPARED, ParamsOption, load, user_errors
+from stages.common import CLASSIFIERS, METRICS, MODELS, PREPARED, ParamsOption, load, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -15,7 +15,7 @@ def evaluate(
     experiment: Annotated[str, typer.Argument(help="key under `experiments:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write metrics/<study>/<experiment>.json (summary) and .csv (one row per test image)."""
+    """Write metrics/<study>/<experiment>.json (summary) and .csv (one row per test image, or per sample)."""
     with user_errors():
         from pipeline.evaluation.evaluate import evaluate_experiment
         from pipeline.files import write_text
@@ -23,12 +23,14 @@ def evaluate(
         config = load(params)
         settings = config.experiment(experiment)
         summary, per_image = evaluate_experiment(
-            config, experiment, prepared_dir=PREPARED / settings.dataset, model_dir=MODELS / experiment
+            config, experiment, prepared_dir=PREPARED / settings.dataset, model_dir=MODELS / experiment,
+            classifier_dir=CLASSIFIERS / settings.dataset,
         )
         out = METRICS / settings.study / experiment
         write_text(out.with_suffix(".csv"), per_image.to_csv(index=False))
         write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
-        typer.echo(f"{experiment}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if k.endswith("_mean")))
+        shown = {k: v for k, v in summary.items() if k.endswith("_mean") or k == "fcd"}
+        typer.echo(f"{experiment}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def report(
         from pipeline.report import log_table, study_table, to_markdown
 
         config = load(params)
-        table = study_table(config, study, METRICS / study)
+        table = study_table(config, study, METRICS)
         paths = [REPORTS / study / "table.csv", REPORTS / study / "table.md"]
         write_text(paths[0], table.to_csv(index=False))
         write_text(paths[1], to_markdown(table, f"Study `{study}`"))

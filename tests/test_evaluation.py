@@ -10,11 +10,14 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import parse_params
 from pipeline.data.store import load_split
 from pipeline.errors import DataError
-from pipeline.evaluation.evaluate import evaluate_experiment, predict_split
+from pipeline.errors import TrainingError
+from pipeline.evaluation.classifier import load_classifier, train_classifier
+from pipeline.evaluation.evaluate import draw_samples, evaluate_experiment, predict_split
+from pipeline.evaluation.frechet import frechet_distance
 from pipeline.evaluation.metrics import psnr, ssim, summarise
 from pipeline.models import build_model
 from pipeline.render import comparison_rows, component_curve, grid, interpolate
-from pipeline.training.run import train_experiment
+from pipeline.training.run import load_trained, train_experiment
 from tests.conftest import tiny_params
 
 
@@ -42,7 +45,7 @@ def test_evaluate_scores_every_test_image_and_logs_to_the_run(tmp_path, prepared
     params = parse_params(tiny_params(task=task, train={"epochs": 6, "batch_size": 32}))
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     run = train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    summary, table = evaluate_experiment(params, "ae_tiny", **folders)
+    summary, table = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
     assert len(table) == summary["images"] == 60
     assert summary["psnr_mean"] == pytest.approx(table["psnr"].mean())
     target = load_split(prepared_digits / "digits", "test")["images"].astype(np.float32) / 255.0
@@ -54,7 +57,8 @@ def test_evaluate_scores_every_test_image_and_logs_to_the_run(tmp_path, prepared
         assert 10 * np.log10(1 / 0.3**2) < summary["input_psnr_mean"] < 20
     logged = MlflowClient().get_run(run["run_id"]).data.metrics
     assert logged["test/psnr_mean"] == pytest.approx(summary["psnr_mean"])
-    again, _ = evaluate_experiment(params, "ae_tiny", **folders)
+    again, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
+    assert again.pop("train_seconds") == summary.pop("train_seconds") == run["train_seconds"]
     assert again == summary  # fixed noise seed: evaluation is repeatable
 
 
@@ -87,6 +91,67 @@ def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path)
     psnr_by_count = [float(value) for _, value in rows]
     assert [int(count) for count, _ in rows] == list(range(1, 65))  # 240 training digits allow all 64
     assert all(later >= earlier - 1e-6 for earlier, later in zip(psnr_by_count, psnr_by_count[1:]))
-    summary, _ = evaluate_experiment(params, "ae_tiny", **folders)
+    summary, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
     assert summary["psnr_mean"] == pytest.approx(psnr_by_count[7], abs=1e-3)  # latent_dim 8 = the 8th point
     assert 0 < summary["explained_variance_1"] < summary["explained_variance_total"] < 1
+
+
+def test_frechet_distance_of_two_gaussians_matches_the_closed_form():
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(20000, 3))
+    second = rng.normal(size=(20000, 3)) * 2 + 1  # N(1, 4I): ‖μ‖² = 3, Tr(I + 4I − 2·2I) = 3
+    assert frechet_distance(first, second) == pytest.approx(6.0, rel=0.03)
+    assert frechet_distance(first, first) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least two feature vectors"):
+        frechet_distance(first[:1], second)
+
+
+@pytest.fixture(scope="module")
+def digit_classifier(prepared_digits, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classifier") / "digits"
+    params = parse_params({**tiny_params(), "classifier": {"epochs": 12, "samples": 100}})
+    return folder, train_classifier(params, "digits", prepared_dir=prepared_digits / "digits", out_dir=folder)
+
+
+def test_the_classifier_learns_the_digits_and_reports_the_fcd_floors(digit_classifier):
+    folder, summary = digit_classifier
+    assert summary["accuracy"] > 0.9  # 60 test digits after training on 240
+    assert 0 < summary["fcd_test_halves"] and 0 < summary["fcd_train"]
+    assert summary["train_images_for_fcd_train"] == 100
+    model = load_classifier(folder, torch.device("cpu"))
+    assert not model.training
+    run = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("classifiers").experiment_id], "attributes.run_name = 'classifier digits'"
+    )[0]
+    assert run.data.metrics["test/accuracy"] == pytest.approx(summary["accuracy"])
+
+
+def test_an_unlabelled_dataset_gets_no_classifier(tmp_path):
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "manifest.json").write_text('{"class_names": [], "arrays": {}}')
+    params = parse_params(tiny_params())
+    assert train_classifier(params, "digits", prepared_dir=prepared, out_dir=tmp_path / "out") == {"labelled": False}
+    assert load_classifier(tmp_path / "out", torch.device("cpu")) is None
+    with pytest.raises(TrainingError, match=r"run `dvc repro classify@missing` first"):
+        load_classifier(tmp_path / "missing", torch.device("cpu"))
+
+
+def test_a_generator_is_scored_by_fcd_on_fixed_samples(tmp_path, prepared_digits, digit_classifier):
+    folder, floors = digit_classifier
+    raw = tiny_params(task={"name": "generate"}, model={"name": "dcgan", "latent_dim": 8, "width": 8},
+                      update={}, train={"epochs": 2, "batch_size": 32})  # fmt: skip
+    params = parse_params({**raw, "classifier": {"samples": 120}})
+    folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
+    train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
+    summary, table = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
+    assert "psnr_mean" not in summary and summary["fcd_samples"] == 120
+    assert summary["fcd"] > floors["fcd_train"]  # two epochs of a GAN are far from the real digits
+    assert list(table.columns) == ["sample", "predicted_class", "confidence"] and len(table) == 120
+    assert table["confidence"].between(0.1, 1.0).all()
+    again, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
+    assert again["fcd"] == summary["fcd"]  # the same noise every time
+    model, _ = load_trained(tmp_path / "model", torch.device("cpu"))
+    samples = draw_samples(model, 10, seed=0)
+    assert torch.equal(samples * 255, (samples * 255).round())  # 8-bit, as the real images
+    assert torch.equal(samples, draw_samples(model, 10, seed=0)[:10])

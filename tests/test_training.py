@@ -180,3 +180,86 @@ def test_resuming_into_a_deleted_mlflow_run_opens_a_new_run_with_params(tmp_path
     summary = _train(tmp_path, prepared_digits)  # resumes the weights, not the deleted run
     assert summary["run_id"] != saved["run_id"]
     assert MlflowClient().get_run(summary["run_id"]).data.params["update.lr"] == "0.003"
+
+
+def _images(count=16, size=8, seed=0):
+    smooth = torch.nn.functional.interpolate(torch.rand(count, 1, 2, 2, generator=torch.Generator().manual_seed(seed)), size=size)
+    return Batch(input=smooth, target=smooth, label=torch.zeros(count, dtype=torch.long))
+
+
+def _steps_taken(optimizer):
+    return int(next(iter(optimizer.state.values()))["step"]) if optimizer.state else 0
+
+
+def test_the_generator_steps_once_every_critic_steps_calls():
+    model = build_model("linear_wgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4,
+                        generator_hidden=(8,), critic_hidden=(8,))  # fmt: skip
+    update = steps.WassersteinUpdate(model, critic_steps=3)
+    for _ in range(7):
+        losses = update(_images())
+    assert _steps_taken(update.optimizer_critic) == 7
+    assert _steps_taken(update.optimizer_generator) == 3  # calls 0, 3 and 6
+    assert set(losses) == {"loss_critic", "wasserstein", "loss_generator"}
+
+    resumed = steps.WassersteinUpdate(model, critic_steps=3)
+    resumed.load_state_dict(update.state_dict())
+    assert resumed.calls == 7 and torch.equal(resumed(_images())["loss_generator"], losses["loss_generator"])  # call 7: no generator step
+
+
+def test_weight_clipping_bounds_every_critic_weight():
+    model = build_model("wgan_gp", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4)
+    update = steps.WassersteinUpdate(model, penalty=0.0, clip=0.01, optimizer="rmsprop", lr=0.1)
+    update(_images())
+    assert max(p.abs().max().item() for p in model.critic.parameters()) == pytest.approx(0.01)
+    assert isinstance(update.optimizer_critic, torch.optim.RMSprop)
+
+
+def test_wasserstein_needs_exactly_one_lipschitz_constraint():
+    model = build_model("wgan_gp", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4)
+    with pytest.raises(ValueError, match="set exactly one of penalty and clip above 0"):
+        steps.WassersteinUpdate(model, penalty=10.0, clip=0.01)
+    with pytest.raises(ValueError, match="set exactly one of penalty and clip above 0"):
+        steps.WassersteinUpdate(model, penalty=0.0)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_off_by_one():
+    critic = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1, bias=False))
+    with torch.no_grad():
+        critic[1].weight.copy_(torch.tensor([[3.0, 0.0, 4.0, 0.0]]))  # ‖∇‖ = 5 everywhere
+    real, fake = torch.rand(6, 1, 2, 2), torch.rand(6, 1, 2, 2)
+    assert steps.gradient_penalty(critic, real, fake).item() == pytest.approx((5 - 1) ** 2)
+
+
+def test_the_adversarial_critic_learns_to_tell_real_from_generated():
+    torch.manual_seed(0)
+    model = build_model("dcgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
+    update = steps.AdversarialUpdate(model, lr_generator=0.0, lr_critic=1e-2)  # a frozen generator
+    first = update(_images())
+    for _ in range(40):
+        last = update(_images())
+    assert first["real_probability"] - first["fake_probability"] < 0.2
+    assert last["real_probability"] > 0.9 and last["fake_probability"] < 0.1
+    assert last["loss_critic"] < 0.3 * first["loss_critic"]
+
+
+def test_the_vae_wgan_update_trains_encoder_and_decoder_but_not_the_critic_with_one_optimizer():
+    torch.manual_seed(0)
+    model = build_model("vae_wgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
+    update = steps.VAEWassersteinUpdate(model, feature_weight=1.0)
+    trained = {id(p) for group in update.optimizer_generator.param_groups for p in group["params"]}
+    assert trained == {id(p) for name, p in model.named_parameters() if not name.startswith("critic.")}
+    assert {id(p) for p in model.critic.parameters()}.isdisjoint(trained)
+    losses = update(_images())
+    assert set(losses) == {"loss_critic", "wasserstein", "loss_generator", "reconstruction", "kl", "adversarial"}
+    assert losses["loss_generator"] > losses["reconstruction"] + losses["kl"] + losses["adversarial"]  # + the feature term
+    with pytest.raises(ValueError, match="penalty must be above 0"):
+        steps.VAEWassersteinUpdate(model, penalty=0.0)
+
+
+def test_a_diverging_gan_stops_with_a_clear_error_and_writes_no_model(tmp_path, prepared_digits):
+    raw = tiny_params(
+        task={"name": "generate"}, model={"name": "wgan_gp", "latent_dim": 4, "width": 4}, update={"lr": 1.0e30}
+    )
+    with pytest.raises(TrainingError, match=r"(loss_critic|wasserstein|loss_generator) became (nan|inf|-inf) at epoch 1"):
+        _train(tmp_path, prepared_digits, raw)
+    assert not (tmp_path / "models" / "ae_tiny").exists() and not (tmp_path / "plots" / "ae_tiny").exists()

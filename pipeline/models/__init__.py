@@ -7,14 +7,24 @@ from typing import Any
 from torch import nn
 
 from pipeline.models.autoencoder import ConvAutoencoder, SeedConvAutoencoder
+from pipeline.models.gan import DCGAN, LinearGAN, LinearWGAN, WassersteinDCGAN
+from pipeline.models.linear import LinearAutoencoder, LinearVAE
 from pipeline.models.pca import PrincipalComponents
 from pipeline.models.vae import ConvVAE
+from pipeline.models.vae_gan import ConvVAEWGAN
 
 MODELS: dict[str, type[nn.Module]] = {
     "pca": PrincipalComponents,
     "conv_ae": ConvAutoencoder,
     "seed_conv_ae": SeedConvAutoencoder,
     "conv_vae": ConvVAE,
+    "linear_ae": LinearAutoencoder,
+    "linear_vae": LinearVAE,
+    "linear_gan": LinearGAN,
+    "linear_wgan": LinearWGAN,
+    "dcgan": DCGAN,
+    "wgan_gp": WassersteinDCGAN,
+    "vae_wgan": ConvVAEWGAN,
 }
 
 

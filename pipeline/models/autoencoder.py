@@ -13,11 +13,23 @@ class AutoencoderOutput(NamedTuple):
     latent: Tensor  # (B, latent_dim), or the seed port's (B, 32, H, W) feature map
 
 
-def down_stack(in_channels: int, widths: list[int]) -> list[nn.Module]:
-    """Stride-2 4×4 convolutions, each halving the side: (B, C, S, S) -> (B, widths[-1], S/2^n, S/2^n)."""
+def stack_widths(image_size: int, width: int, depth: int) -> tuple[list[int], int]:
+    """The channel widths of `depth` stride-2 levels and the side they end at: (28, 32, 2) -> ([32, 64], 7)."""
+    if image_size % 2**depth:
+        raise ValueError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}")
+    return [width * 2**level for level in range(depth)], image_size // 2**depth
+
+
+def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool = True) -> list[nn.Module]:
+    """Stride-2 4×4 convolutions, each halving the side: (B, C, S, S) -> (B, widths[-1], S/2^n, S/2^n).
+
+    `batch_norm=False` is for a Wasserstein critic: its gradient penalty is per image, which batch
+    statistics would mix across the batch.
+    """
     layers: list[nn.Module] = []
     for before, after in zip([in_channels, *widths[:-1]], widths):
-        layers += [nn.Conv2d(before, after, 4, stride=2, padding=1), nn.BatchNorm2d(after), nn.LeakyReLU(0.2)]
+        norm = [nn.BatchNorm2d(after)] if batch_norm else []
+        layers += [nn.Conv2d(before, after, 4, stride=2, padding=1), *norm, nn.LeakyReLU(0.2)]
     return layers
 
 
@@ -37,10 +49,7 @@ def conv_codec(
     Returns the encoder (image -> `code` numbers), the projection (latent -> feature map), the decoder
     (feature map -> image) and the feature map's shape, e.g. (64, 7, 7) for 28×28 at width 32, depth 2.
     """
-    if image_size % 2**depth:
-        raise ValueError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}")
-    widths = [width * 2**level for level in range(depth)]  # e.g. [32, 64]
-    side = image_size // 2**depth
+    widths, side = stack_widths(image_size, width, depth)  # e.g. [32, 64], 7
     features = widths[-1] * side**2
     encoder = nn.Sequential(*down_stack(in_channels, widths), nn.Flatten(), nn.Linear(features, code))
     project = nn.Sequential(nn.Linear(latent_dim, features), nn.ReLU())

@@ -1,4 +1,4 @@
-"""Convolutional variational autoencoder: the bottlenecked autoencoder's stacks with a Gaussian latent."""
+"""Variational autoencoders: a Gaussian latent on top of an encoder that outputs mean and log-variance."""
 
 from __future__ import annotations
 
@@ -17,7 +17,36 @@ class VariationalOutput(NamedTuple):
     logvar: Tensor  # (B, latent_dim), log σ² of q(z|x)
 
 
-class ConvVAE(nn.Module):
+class PriorSampler:
+    """`sample()` for any model with `latent_dim` and `decode(z)`: VAEs and GAN generators alike, so that one
+    seed gives every model of a study the very same noise."""
+
+    latent_dim: int
+
+    @torch.no_grad()
+    def sample(self, count: int, generator: torch.Generator) -> Tensor:
+        """Decode `count` draws from N(0, I), drawn on the generator's device: (count, C, H, W)."""
+        z = torch.randn(count, self.latent_dim, generator=generator, device=generator.device)
+        return self.decode(z.to(next(self.parameters()).device))
+
+
+class GaussianEncoding(PriorSampler, nn.Module):
+    """What every VAE shares: `self.encoder` maps an image to 2·latent_dim numbers (mean, log-variance);
+    subclasses provide `decode`."""
+
+    latent_dim: int
+    encoder: nn.Module
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x).chunk(2, dim=1)[0]  # the posterior mean, (B, latent_dim)
+
+    def forward(self, x: Tensor) -> VariationalOutput:
+        mean, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent_dim) each
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
+        return VariationalOutput(image=self.decode(z), latent=mean, mean=mean, logvar=logvar)
+
+
+class ConvVAE(GaussianEncoding):
     """Encoder to mean and log-variance, reparameterised sample, decoder to a sigmoid image."""
 
     update_rule: ClassVar[str] = "variational"
@@ -32,19 +61,5 @@ class ConvVAE(nn.Module):
             width=width, depth=depth, code=2 * latent_dim, latent_dim=latent_dim,  # code = mean and log-variance
         )  # fmt: skip
 
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x).chunk(2, dim=1)[0]  # the posterior mean, (B, latent_dim)
-
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(self.project(z).view(-1, *self.feature_shape))  # (B, latent_dim) -> (B, C, H, W)
-
-    def forward(self, x: Tensor) -> VariationalOutput:
-        mean, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent_dim) each
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
-        return VariationalOutput(image=self.decode(z), latent=mean, mean=mean, logvar=logvar)
-
-    @torch.no_grad()
-    def sample(self, count: int, generator: torch.Generator) -> Tensor:
-        """Decode `count` draws from the prior N(0, I): (count, out_channels, H, W)."""
-        z = torch.randn(count, self.latent_dim, generator=generator, device=generator.device)
-        return self.decode(z.to(next(self.parameters()).device))

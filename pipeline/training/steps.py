@@ -9,7 +9,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
 from pipeline.tasks import Batch
@@ -22,6 +21,12 @@ def pixel_loss(name: str, prediction: Tensor, target: Tensor, reduction: str = "
     probabilities, and sums over many pixels lose precision."""
     with torch.autocast(prediction.device.type, enabled=False):
         return PIXEL_LOSSES[name](prediction.float(), target.float(), reduction=reduction)
+
+
+def step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 class ReconstructionUpdate:
@@ -43,9 +48,7 @@ class ReconstructionUpdate:
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         output = self.model(batch.input)
         loss = pixel_loss(self.loss, output.image, batch.target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        step(self.optimizer, loss)
         return {"loss": loss.detach()}
 
     def state_dict(self) -> dict[str, Any]:
@@ -78,10 +81,222 @@ class VariationalUpdate(ReconstructionUpdate):
         mean, logvar = output.mean.float(), output.logvar.float()
         kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
         loss = reconstruction + self.beta * kl
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        step(self.optimizer, loss)
         return {"loss": loss.detach(), "reconstruction": reconstruction.detach(), "kl": kl.detach()}
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """WGAN-GP's (‖∇ critic(x̂)‖ − 1)², averaged over x̂ drawn uniformly on lines between real and fake images."""
+    weight = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)  # (B, 1, 1, 1)
+    mixed = (weight * real + (1 - weight) * fake).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (gradient.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def noise(model: nn.Module, count: int, device: torch.device) -> Tensor:
+    return torch.randn(count, model.latent_dim, device=device)  # (B, latent_dim) from torch's global stream
+
+
+class AdversarialUpdate:
+    """The non-saturating GAN of DCGAN: a critic step on real against generated images (cross-entropy on
+    logits), then a generator step on fresh noise that asks the critic to call its images real.
+
+    `real_label` below 1 is one-sided label smoothing (the seed's DCGAN used 0.9).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr_generator: float = 2e-4,
+        lr_critic: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        real_label: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.real_label = real_label
+        self.optimizer_generator = torch.optim.Adam(model.generator.parameters(), lr=lr_generator, betas=betas)
+        self.optimizer_critic = torch.optim.Adam(model.critic.parameters(), lr=lr_critic, betas=betas)
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        real = batch.input
+        fake = self.model.generator(noise(self.model, len(real), real.device))
+        real_score, fake_score = self.model.critic(real).float(), self.model.critic(fake.detach()).float()
+        loss_critic = F.binary_cross_entropy_with_logits(
+            real_score, torch.full_like(real_score, self.real_label)
+        ) + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
+        step(self.optimizer_critic, loss_critic)
+        score = self.model.critic(self.model.generator(noise(self.model, len(real), real.device))).float()
+        loss_generator = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+        step(self.optimizer_generator, loss_generator)
+        return {
+            "loss_critic": loss_critic.detach(), "loss_generator": loss_generator.detach(),
+            "real_probability": real_score.detach().sigmoid().mean(), "fake_probability": fake_score.detach().sigmoid().mean(),
+        }  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.optimizer_generator.state_dict(), "critic": self.optimizer_critic.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer_generator.load_state_dict(state["generator"])
+        self.optimizer_critic.load_state_dict(state["critic"])
+
+
+class WassersteinUpdate:
+    """WGAN: the critic maximises mean score(real) − mean score(fake), a Wasserstein-1 estimate while it stays
+    1-Lipschitz; the generator steps once every `critic_steps` critic steps to raise the score of its images.
+
+    The Lipschitz constraint is a gradient penalty (`penalty`, WGAN-GP) or, with `penalty: 0` and `clip`
+    above 0, clipping every critic weight to ±clip after each critic step (the original WGAN, as the seed
+    trained it, with RMSprop).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.5, 0.9),
+        optimizer: Literal["adam", "rmsprop"] = "adam",
+        critic_steps: int = 5,
+        penalty: float = 10.0,
+        clip: float = 0.0,
+    ) -> None:
+        if (penalty > 0) == (clip > 0):
+            raise ValueError(f"set exactly one of penalty and clip above 0 (got penalty {penalty}, clip {clip})")
+        if critic_steps < 1:
+            raise ValueError(f"critic_steps must be at least 1, got {critic_steps}")
+        self.model = model
+        self.critic_steps, self.penalty, self.clip = critic_steps, penalty, clip
+        if optimizer == "adam":
+            make = lambda parameters: torch.optim.Adam(parameters, lr=lr, betas=betas)  # noqa: E731
+        else:
+            make = lambda parameters: torch.optim.RMSprop(parameters, lr=lr)  # noqa: E731
+        self.optimizer_generator = make(self.generator_parameters())
+        self.optimizer_critic = make(model.critic.parameters())
+        self.calls = 0
+        self.generator_losses: dict[str, Tensor] = {}  # the latest generator step's losses, reported until the next
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.generator.parameters())
+
+    def critic_step(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """One critic update on detached fakes; returns its loss and the Wasserstein estimate."""
+        distance = self.model.critic(real).float().mean() - self.model.critic(fake).float().mean()
+        loss = -distance
+        if self.penalty:
+            loss = loss + self.penalty * gradient_penalty(self.model.critic, real, fake)
+        step(self.optimizer_critic, loss)
+        if self.clip:
+            with torch.no_grad():
+                for parameter in self.model.critic.parameters():
+                    parameter.clamp_(-self.clip, self.clip)
+        return loss.detach(), distance.detach()
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        real = batch.input
+        with torch.no_grad():
+            fake = self.model.generator(noise(self.model, len(real), real.device))
+        loss_critic, distance = self.critic_step(real, fake)
+        if self.calls % self.critic_steps == 0:
+            fake = self.model.generator(noise(self.model, len(real), real.device))
+            loss = -self.model.critic(fake).float().mean()
+            step(self.optimizer_generator, loss)
+            self.generator_losses = {"loss_generator": loss.detach()}
+        self.calls += 1
+        return {"loss_critic": loss_critic, "wasserstein": distance, **self.generator_losses}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.optimizer_generator.state_dict(), "critic": self.optimizer_critic.state_dict(),
+            "calls": self.calls, "generator_losses": self.generator_losses,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer_generator.load_state_dict(state["generator"])
+        self.optimizer_critic.load_state_dict(state["critic"])
+        device = next(self.model.parameters()).device
+        self.calls = state["calls"]
+        self.generator_losses = {name: value.to(device) for name, value in state["generator_losses"].items()}
+
+
+class VAEWassersteinUpdate(WassersteinUpdate):
+    """A VAE whose decoder is also a WGAN-GP generator.
+
+    The critic learns to score real images above both reconstructions and prior samples (a coin flip per
+    image picks which one the gradient penalty mixes with). The encoder and decoder minimise
+        reconstruction + β·KL + feature_weight·‖critic features(x) − critic features(x̃)‖²
+        − adversarial_weight · mean critic score of (reconstructions, prior samples),
+    every `critic_steps` critic steps. The reconstruction is a pixel loss summed over pixels per image, as
+    the VAE's; the feature term is VAE-GAN's "learned similarity", summed over features per image.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.5, 0.9),
+        critic_steps: int = 1,
+        penalty: float = 10.0,
+        beta: float = 1.0,
+        loss: Literal["mse", "l1", "bce"] = "bce",
+        adversarial_weight: float = 1.0,
+        feature_weight: float = 0.0,
+    ) -> None:
+        if penalty <= 0:
+            raise ValueError(f"penalty must be above 0 (the critic has no other Lipschitz constraint), got {penalty}")
+        super().__init__(model, lr=lr, betas=betas, critic_steps=critic_steps, penalty=penalty)
+        self.beta, self.loss = beta, loss
+        self.adversarial_weight, self.feature_weight = adversarial_weight, feature_weight
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.model.named_parameters() if not name.startswith("critic.")]
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        real, count = batch.input, len(batch.input)
+        generator_turn = self.calls % self.critic_steps == 0
+        with torch.set_grad_enabled(generator_turn):
+            output = self.model(real)
+            prior = self.model.decode(noise(self.model, count, real.device))
+        pick = torch.rand(count, 1, 1, 1, device=real.device) < 0.5
+        fake = torch.where(pick, output.image, prior).detach()
+        loss_critic, distance = self.critic_step(real, fake)
+        if generator_turn:
+            reconstruction = pixel_loss(self.loss, output.image, batch.target, reduction="sum") / count
+            mean, logvar = output.mean.float(), output.logvar.float()
+            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
+            adversarial = -0.5 * (self.model.critic(output.image).float().mean() + self.model.critic(prior).float().mean())
+            loss = reconstruction + self.beta * kl + self.adversarial_weight * adversarial
+            if self.feature_weight:
+                critic_features = self.model.critic.features
+                similarity = (critic_features(output.image) - critic_features(real).detach()).float().pow(2).sum() / count
+                loss = loss + self.feature_weight * similarity
+            step(self.optimizer_generator, loss)
+            parts = {"loss_generator": loss, "reconstruction": reconstruction, "kl": kl, "adversarial": adversarial}
+            self.generator_losses = {name: value.detach() for name, value in parts.items()}
+        self.calls += 1
+        return {"loss_critic": loss_critic, "wasserstein": distance, **self.generator_losses}
+
+
+class ClassificationUpdate:
+    """Cross-entropy on the batch's labels, Adam; reports the loss and the batch accuracy."""
+
+    def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+        self.model = model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        logits = self.model(batch.input).logits.float()
+        loss = F.cross_entropy(logits, batch.label)
+        step(self.optimizer, loss)
+        return {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == batch.label).float().mean()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 class PrincipalComponentsFit:
@@ -97,6 +312,8 @@ class PrincipalComponentsFit:
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         self.pool.append(batch.input.flatten(1).double().cpu().numpy())
+        from sklearn.decomposition import PCA  # imported here: scikit-learn costs every other stage half a second
+
         pixels = np.concatenate(self.pool)  # (N, D)
         kept = min(len(pixels), pixels.shape[1], len(self.model.components))
         pca = PCA(n_components=kept, svd_solver="full").fit(pixels)
@@ -121,6 +338,10 @@ UPDATE_RULES: dict[str, type] = {
     "reconstruction": ReconstructionUpdate,
     "variational": VariationalUpdate,
     "principal_components": PrincipalComponentsFit,
+    "adversarial": AdversarialUpdate,
+    "wasserstein": WassersteinUpdate,
+    "vae_wasserstein": VAEWassersteinUpdate,
+    "classification": ClassificationUpdate,
 }
 
 

@@ -1,0 +1,35 @@
+"""DVC stage classify@<dataset>: the classifier whose features score generated samples (FCD)."""
+
+import json
+from typing import Annotated
+
+import typer
+
+from stages.common import CLASSIFIERS, METRICS, PREPARED, ParamsOption, load, user_errors
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def classify(
+    dataset: Annotated[str, typer.Argument(help="key under `datasets:` in params.yaml")],
+    params: ParamsOption = "params.yaml",
+) -> None:
+    """Write models/classifiers/<dataset>/ and metrics/classifiers/<dataset>.json (accuracy, FCD floors)."""
+    with user_errors():
+        from pipeline.evaluation.classifier import train_classifier
+        from pipeline.files import write_text
+
+        config = load(params)
+        config.dataset(dataset)  # an unknown name fails here, in one line
+        summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
+        write_text(METRICS / "classifiers" / f"{dataset}.json", json.dumps(summary, indent=2) + "\n")
+        if summary["labelled"]:
+            typer.echo(f"classifier {dataset}: test accuracy {summary['accuracy']:.4f}, "
+                       f"FCD test halves {summary['fcd_test_halves']:.3g}, train vs test {summary['fcd_train']:.3g}")  # fmt: skip
+        else:
+            typer.echo(f"{dataset} has no labels: no classifier, so its models get no FCD")
+
+
+if __name__ == "__main__":
+    app()
