@@ -263,3 +263,25 @@ def test_a_diverging_gan_stops_with_a_clear_error_and_writes_no_model(tmp_path, 
     with pytest.raises(TrainingError, match=r"(loss_critic|wasserstein|loss_generator) became (nan|inf|-inf) at epoch 1"):
         _train(tmp_path, prepared_digits, raw)
     assert not (tmp_path / "models" / "ae_tiny").exists() and not (tmp_path / "plots" / "ae_tiny").exists()
+
+
+class _LinearCritic(torch.nn.Module):
+    """score(x) = w·x with w = (3, 0, 4, 0): ‖∇ score‖ = 5 everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor([3.0, 0.0, 4.0, 0.0]))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.weight
+
+
+def test_the_r1_penalty_adds_half_the_squared_critic_gradient_on_real_images():
+    def critic_loss(penalty):
+        torch.manual_seed(0)
+        model = build_model("linear_gan", in_channels=1, out_channels=1, image_size=2, latent_dim=2,
+                            generator_hidden=(4,), critic_hidden=(4,))  # fmt: skip
+        model.critic = _LinearCritic()
+        return steps.AdversarialUpdate(model, penalty=penalty)(_images(size=2))["loss_critic"].item()
+
+    assert critic_loss(2.0) - critic_loss(0.0) == pytest.approx(2.0 / 2 * 25, rel=1e-5)

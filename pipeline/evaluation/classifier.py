@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipeline import tracking
 from pipeline.config import Params, flatten
 from pipeline.data.store import read_manifest
 from pipeline.errors import TrainingError
@@ -42,12 +41,12 @@ def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_di
 
     Returns the summary: test accuracy and the two FCD floors (or `labelled: false`).
     """
+    from pipeline import tracking  # imported here so that an unlabelled dataset never pays for MLflow
+
     manifest = read_manifest(prepared_dir)
     classes = len(manifest["class_names"])
     if classes < 2:
-        with staged_dir(out_dir) as staging:
-            write_text(staging / SUMMARY_FILE, json.dumps({"labelled": False}) + "\n")
-        return {"labelled": False}
+        return write_unlabelled(out_dir)
     settings = params.classifier
     torch.manual_seed(params.base.seed)
     device = resolve_device(params.base.device)
@@ -99,6 +98,13 @@ def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_di
     run.log_artifact(out_dir / MODEL_FILE, "model")
     run.finish()
     return summary
+
+
+def write_unlabelled(out_dir: Path) -> dict[str, Any]:
+    """The classifier folder of an unlabelled dataset: a note that there is no classifier."""
+    with staged_dir(out_dir) as staging:
+        write_text(staging / SUMMARY_FILE, json.dumps({"labelled": False}) + "\n")
+    return {"labelled": False}
 
 
 def load_classifier(folder: Path, device: torch.device) -> Classifier | None:
