@@ -68,7 +68,7 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 64
-    log_every: int = 20  # steps between reading losses back from the device (NaN check, progress) and sending them to MLflow
+    log_every: int = 50  # steps between reading losses back from the device (NaN check, progress) and sending them to MLflow
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class ExperimentConfig:
 class ClassifierConfig:
     """The classifier trained per labelled dataset, and how many samples its features judge (FCD)."""
 
-    epochs: int = 8
+    epochs: int = 4
     batch_size: int = 64
     lr: float = 1e-3
     width: int = 32  # channels of the first conv block; the second has twice as many

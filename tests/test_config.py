@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from pipeline.config import ConfigError, flatten, load_params, parse_params
 from tests.conftest import ROOT, repo_params
@@ -93,3 +94,30 @@ def test_missing_file_and_broken_yaml(tmp_path):
     broken.write_text("base:\n  seed: [1\n")
     with pytest.raises(ConfigError, match=r"is not valid YAML at line \d"):
         load_params(broken)
+
+
+def _readme_blocks(heading: str) -> list[dict]:
+    """The YAML blocks of the README section under `heading`, parsed."""
+    text = (ROOT / "README.md").read_text().split(heading, 1)[1].split("\n#", 1)[0]
+    return [yaml.safe_load(block.split("```", 1)[0]) for block in text.split("```yaml\n")[1:]]
+
+
+def test_the_readme_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_size():
+    import torch
+
+    from pipeline.models import build_model
+
+    blocks = _readme_blocks("#### On the seed's datasets")
+    assert [list(block["datasets"]) for block in blocks] == [["fashion_mnist"], ["celeba"]]
+    for block in blocks:
+        raw = copy.deepcopy(repo_params())
+        raw["datasets"].update(block["datasets"])
+        raw["experiments"].update(block["experiments"])
+        params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+        models = {params.experiment(name).model.name for name in block["experiments"]}
+        assert models == {"linear_ae", "linear_vae", "linear_gan", "linear_wgan", "conv_vae", "dcgan", "wgan_gp", "vae_wgan"}
+    with torch.device("meta"):  # the seed's CelebA autoencoder: 49152-2048-1024-512-256-128-20 and back
+        model = build_model("linear_ae", in_channels=3, out_channels=3, image_size=128, hidden=(2048, 1024, 512, 256, 128))
+    sizes = [49152, 2048, 1024, 512, 256, 128, 20]
+    layers = list(zip(sizes, sizes[1:])) + list(zip(sizes[::-1], sizes[::-1][1:]))
+    assert sum(p.numel() for p in model.parameters()) == sum(a * b + b for a, b in layers)

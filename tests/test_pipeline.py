@@ -46,6 +46,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy(source, project / name)
     raw = tiny_params()
     raw["experiments"]["ae_other"] = {**copy.deepcopy(raw["experiments"]["ae_tiny"]), "update": {"lr": 1.0e-3}}
+    raw["experiments"]["gan_tiny"] = {
+        **copy.deepcopy(raw["experiments"]["ae_tiny"]), "task": {"name": "generate"},
+        "model": {"name": "dcgan", "latent_dim": 8, "width": 4}, "update": {}, "train": {"epochs": 2, "batch_size": 32},
+    }  # fmt: skip
+    raw["classifier"] = {**raw["classifier"], "samples": 200}
     write_params(project, raw)
     run(["git", "init", "-q"], project)
     run(["dvc", "repro"], project)
@@ -61,6 +66,13 @@ def test_repro_writes_every_output_and_metrics_show_reads_them(project):
     assert 10 < scores["psnr_mean"] < 60 and scores["images"] == 60
     table = (project / "reports/autoencoders/table.csv").read_text()
     assert "ae_tiny" in table and "ae_other" in table
+    classifier = next(iter(shown.values()))["data"]["metrics/classifiers/digits.json"]["data"]
+    generator = next(iter(shown.values()))["data"]["metrics/autoencoders/gan_tiny.json"]["data"]
+    assert classifier["accuracy"] > 0.8 and generator["fcd"] > classifier["fcd_train"] and generator["fcd_samples"] == 200
+    assert "test half vs test half" in table and "train vs test" in table  # the FCD floors beside the generator
+    assert (project / "reports/autoencoders/gan_tiny/samples.png").is_file()
+    assert not (project / "reports/autoencoders/gan_tiny/grid.png").exists()  # nothing to reconstruct
+    assert {path.name for path in (project / "plots/gan_tiny").iterdir()} >= {"loss_critic.csv", "loss_generator.csv"}
 
 
 def test_a_second_repro_runs_nothing(project):
@@ -118,4 +130,5 @@ def test_a_killed_training_run_resumes_to_the_same_metrics(project):
     run(["aegan", "train", "ae_tiny"], project)  # from scratch: no checkpoint is left
     run(["aegan", "evaluate", "ae_tiny"], project)
     uninterrupted = json.loads((project / "metrics/autoencoders/ae_tiny.json").read_text())
+    assert resumed.pop("train_seconds") > 0 and uninterrupted.pop("train_seconds") > 0  # wall time differs, the rest must not
     assert resumed == uninterrupted

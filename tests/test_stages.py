@@ -21,7 +21,7 @@ def test_cli_start_up_imports_neither_torch_nor_mlflow():
 def test_help_lists_every_stage():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("download", "prepare", "train", "evaluate", "render", "report"):
+    for command in ("download", "prepare", "classify", "train", "evaluate", "render", "report"):
         assert command in result.output
 
 
