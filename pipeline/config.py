@@ -87,7 +87,7 @@ class ExperimentConfig:
 class ClassifierConfig:
     """The classifier trained per labelled dataset, and how many samples its features judge (FCD)."""
 
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 64
     lr: float = 1e-3
     width: int = 32  # channels of the first conv block; the second has twice as many
