@@ -262,8 +262,10 @@ def _cross_check(params: Params) -> Params:
         # Build both once, weightless, so that a value only the constructor can judge (an image size the
         # model's depth cannot halve) fails here in one line rather than in the middle of a stage.
         shape = _try(lambda: task(**task_args), f"{where}.task").model_shape(params.datasets[experiment.dataset])
+        update_args = check_kwargs(update_rule_for(model), experiment.update, f"{where}.update")
         with torch.device("meta"):
-            _try(lambda: model(**shape, **model_args), f"{where}.model")
+            instance = _try(lambda: model(**shape, **model_args), f"{where}.model")
+            _try(lambda: update_rule_for(model)(instance, **update_args), f"{where}.update")  # e.g. penalty and clip both 0
         if task.reconstructs and not hasattr(model, "encode"):
             raise ConfigError(f"{where}.task.name: {experiment.model.name} has no encoder to reconstruct with; use task generate")
         if not task.reconstructs and not hasattr(model, "sample"):
@@ -272,7 +274,7 @@ def _cross_check(params: Params) -> Params:
             experiment,
             task=Component(experiment.task.name, task_args),
             model=Component(experiment.model.name, model_args),
-            update=check_kwargs(update_rule_for(model), experiment.update, f"{where}.update"),
+            update=update_args,
         )
     for key in ("epochs", "batch_size", "width", "features", "samples"):
         if getattr(params.classifier, key) < (2 if key == "samples" else 1):
