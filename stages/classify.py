@@ -5,7 +5,14 @@ from typing import Annotated
 
 import typer
 
-from stages.common import CLASSIFIERS, METRICS, PREPARED, ParamsOption, load, user_errors
+from stages.common import (
+    CLASSIFIERS,
+    METRICS,
+    PREPARED,
+    ParamsOption,
+    load,
+    user_errors,
+)
 
 app = typer.Typer(add_completion=False)
 

@@ -9,10 +9,13 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import parse_params
 from pipeline.data.store import load_split
-from pipeline.errors import DataError
-from pipeline.errors import TrainingError
+from pipeline.errors import DataError, TrainingError
 from pipeline.evaluation.classifier import load_classifier, train_classifier
-from pipeline.evaluation.evaluate import draw_samples, evaluate_experiment, predict_split
+from pipeline.evaluation.evaluate import (
+    draw_samples,
+    evaluate_experiment,
+    predict_split,
+)
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.evaluation.metrics import psnr, ssim, summarise
 from pipeline.models import build_model

@@ -50,7 +50,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         **copy.deepcopy(raw["experiments"]["ae_tiny"]), "task": {"name": "generate"},
         "model": {"name": "dcgan", "latent_dim": 8, "width": 4}, "update": {}, "train": {"epochs": 2, "batch_size": 32},
     }  # fmt: skip
-    raw["classifier"] = {**raw["classifier"], "samples": 200}
+    raw["classifier"] = {**raw["classifier"], "epochs": 12, "samples": 200}
     write_params(project, raw)
     run(["git", "init", "-q"], project)
     run(["dvc", "repro"], project)

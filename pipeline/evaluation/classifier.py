@@ -41,7 +41,9 @@ def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_di
 
     Returns the summary: test accuracy and the two FCD floors (or `labelled: false`).
     """
-    from pipeline import tracking  # imported here so that an unlabelled dataset never pays for MLflow
+    from pipeline import (
+        tracking,  # imported here so that an unlabelled dataset never pays for MLflow
+    )
 
     manifest = read_manifest(prepared_dir)
     classes = len(manifest["class_names"])

@@ -174,10 +174,11 @@ class WassersteinUpdate:
             raise ValueError(f"critic_steps must be at least 1, got {critic_steps}")
         self.model = model
         self.critic_steps, self.penalty, self.clip = critic_steps, penalty, clip
-        if optimizer == "adam":
-            make = lambda parameters: torch.optim.Adam(parameters, lr=lr, betas=betas)  # noqa: E731
-        else:
-            make = lambda parameters: torch.optim.RMSprop(parameters, lr=lr)  # noqa: E731
+        def make(parameters: Any) -> torch.optim.Optimizer:
+            if optimizer == "rmsprop":
+                return torch.optim.RMSprop(parameters, lr=lr)
+            return torch.optim.Adam(parameters, lr=lr, betas=betas)
+
         self.optimizer_generator = make(self.generator_parameters())
         self.optimizer_critic = make(model.critic.parameters())
         self.calls = 0
@@ -318,7 +319,9 @@ class PrincipalComponentsFit:
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         self.pool.append(batch.input.flatten(1).double().cpu().numpy())
-        from sklearn.decomposition import PCA  # imported here: scikit-learn costs every other stage half a second
+        from sklearn.decomposition import (
+            PCA,  # imported here: scikit-learn costs every other stage half a second
+        )
 
         pixels = np.concatenate(self.pool)  # (N, D)
         kept = min(len(pixels), pixels.shape[1], len(self.model.components))
