@@ -276,6 +276,10 @@ def _cross_check(params: Params) -> Params:
             model=Component(experiment.model.name, model_args),
             update=update_args,
         )
+    if params.classifier.lr <= 0:
+        raise ConfigError(f"classifier.lr: must be above 0, got {params.classifier.lr}")
+    if "classifiers" in params.experiments:  # models/classifiers/ holds the classifiers themselves
+        raise ConfigError("experiments.classifiers: the name is reserved for the classifier stage's outputs; rename it")
     for key in ("epochs", "batch_size", "width", "features", "samples"):
         if getattr(params.classifier, key) < (2 if key == "samples" else 1):
             raise ConfigError(f"classifier.{key}: must be at least {2 if key == 'samples' else 1}")

@@ -145,5 +145,13 @@ def test_the_wasserstein_constraint_and_classifier_settings_are_checked_up_front
         parse_params(raw)
     with pytest.raises(ConfigError, match=r"classifier.samples: must be at least 2"):
         parse_params(_with("classifier.samples", 1))
+    with pytest.raises(ConfigError, match=r"classifier.lr: must be above 0"):
+        parse_params(_with("classifier.lr", -1.0))
+    with pytest.raises(ConfigError, match=r"experiments.wgan_gp_digits.update: penalty and clip cannot be negative"):
+        parse_params(_with("experiments.wgan_gp_digits.update", {"penalty": 10.0, "clip": -0.01}))
+    raw = repo_params()
+    raw["experiments"]["classifiers"] = raw["experiments"]["ae_digits"]
+    with pytest.raises(ConfigError, match=r"experiments.classifiers: the name is reserved"):
+        parse_params(raw)
     with pytest.raises(ConfigError, match=r"studies: 'classifiers' is reserved"):
         parse_params({**repo_params(), "studies": ["autoencoders", "vae_gan", "classifiers"]})

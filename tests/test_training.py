@@ -219,6 +219,10 @@ def test_wasserstein_needs_exactly_one_lipschitz_constraint():
         steps.WassersteinUpdate(model, penalty=10.0, clip=0.01)
     with pytest.raises(ValueError, match="set exactly one of penalty and clip above 0"):
         steps.WassersteinUpdate(model, penalty=0.0)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        steps.WassersteinUpdate(model, penalty=10.0, clip=-0.01)
+    with pytest.raises(ValueError, match="penalty must be 0 \\(off\\) or above"):
+        steps.AdversarialUpdate(build_model("dcgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4), penalty=-1.0)
 
 
 def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_off_by_one():
@@ -284,3 +288,20 @@ def test_the_r1_penalty_adds_half_the_squared_critic_gradient_on_real_images():
         return steps.AdversarialUpdate(model, penalty=penalty)(_images(size=2))["loss_critic"].item()
 
     assert critic_loss(2.0) - critic_loss(0.0) == pytest.approx(2.0 / 2 * 25, rel=1e-5)
+
+
+def test_the_vae_wgan_critic_takes_the_clean_target_as_real_under_denoising(monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("vae_wgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
+    update = steps.VAEWassersteinUpdate(model)
+    seen = {}
+
+    def critic_step(real, fake):
+        seen["real"] = real
+        return torch.zeros(()), torch.zeros(())
+
+    monkeypatch.setattr(update, "critic_step", critic_step)
+    clean = _images()
+    noisy = Batch(input=clean.input + 0.3, target=clean.target, label=clean.label)
+    update(noisy)
+    assert torch.equal(seen["real"], clean.target)

@@ -18,15 +18,13 @@ LARGEST_SIDE = 32  # larger images are average-pooled down to this first, which 
 
 class Classifier(nn.Module):
     """Two conv blocks (3×3, batch norm, ReLU, 2×2 max-pool), pooled to 4×4, then a `features`-wide layer and
-    the class logits. Average pooling to 4×4 makes one network fit any image size from 16 up; images larger
+    the class logits. Average pooling to 4×4 makes one network fit any image size the config allows (8 up); images larger
     than 32 pixels are seen at 32, so FCD judges shapes and colours at that scale, not fine texture."""
 
     update_rule: ClassVar[str] = "classification"
 
     def __init__(self, *, in_channels: int, image_size: int, classes: int, width: int = 32, features: int = 64) -> None:
         super().__init__()
-        if image_size < 16:
-            raise ValueError(f"the classifier needs images of at least 16 pixels, got {image_size}")
         self.body = nn.Sequential(
             nn.AdaptiveAvgPool2d(min(image_size, LARGEST_SIDE)),
             nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),

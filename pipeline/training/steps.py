@@ -116,6 +116,10 @@ class AdversarialUpdate:
         real_label: float = 1.0,
         penalty: float = 0.0,
     ) -> None:
+        if penalty < 0:
+            raise ValueError(f"penalty must be 0 (off) or above, got {penalty}")
+        if not 0 < real_label <= 1:
+            raise ValueError(f"real_label must be in (0, 1], got {real_label}")
         self.model = model
         self.real_label, self.penalty = real_label, penalty
         self.optimizer_generator = torch.optim.Adam(model.generator.parameters(), lr=lr_generator, betas=betas)
@@ -168,6 +172,8 @@ class WassersteinUpdate:
         penalty: float = 10.0,
         clip: float = 0.0,
     ) -> None:
+        if penalty < 0 or clip < 0:
+            raise ValueError(f"penalty and clip cannot be negative (got penalty {penalty}, clip {clip})")
         if (penalty > 0) == (clip > 0):
             raise ValueError(f"set exactly one of penalty and clip above 0 (got penalty {penalty}, clip {clip})")
         if critic_steps < 1:
@@ -261,10 +267,10 @@ class VAEWassersteinUpdate(WassersteinUpdate):
         return [p for name, p in self.model.named_parameters() if not name.startswith("critic.")]
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
-        real, count = batch.input, len(batch.input)
+        real, count = batch.target, len(batch.input)  # under `denoise` the critic must see clean images as real
         generator_turn = self.calls % self.critic_steps == 0
         with torch.set_grad_enabled(generator_turn):
-            output = self.model(real)
+            output = self.model(batch.input)
             prior = self.model.decode(noise(self.model, count, real.device))
         pick = torch.rand(count, 1, 1, 1, device=real.device) < 0.5
         fake = torch.where(pick, output.image, prior).detach()
