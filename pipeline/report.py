@@ -15,7 +15,7 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
     """One row per experiment of `study`: model, dataset, task and every summary metric it has.
 
     Where an experiment has an FCD, two rows of real images follow for its dataset: the test split's two
-    halves against each other (the floor the study asks for; biased upwards by its small samples) and as many
+    halves against each other (the floor; biased upwards by its small samples) and as many
     training images as a model draws samples against the test split (the same sample sizes as a generator's FCD).
     """
     rows = []
