@@ -5,14 +5,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import (
-    CLASSIFIERS,
-    METRICS,
-    PREPARED,
-    ParamsOption,
-    load,
-    user_errors,
-)
+from stages.common import CLASSIFIERS, METRICS, PREPARED, ParamsOption, load, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -24,19 +17,12 @@ def classify(
 ) -> None:
     """Write models/classifiers/<dataset>/ and metrics/classifiers/<dataset>.json (accuracy, FCD floors)."""
     with user_errors():
-        from pipeline.data.store import read_manifest
+        from pipeline.evaluation.classifier import train_classifier
         from pipeline.files import write_text
 
         config = load(params)
         config.dataset(dataset)  # an unknown name fails here, in one line
-        if len(read_manifest(PREPARED / dataset)["class_names"]) < 2:  # checked before torch and MLflow load
-            from pipeline.evaluation.classifier import write_unlabelled
-
-            summary = write_unlabelled(CLASSIFIERS / dataset)
-        else:
-            from pipeline.evaluation.classifier import train_classifier
-
-            summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
+        summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
         write_text(METRICS / "classifiers" / f"{dataset}.json", json.dumps(summary, indent=2) + "\n")
         if summary["labelled"]:
             typer.echo(f"classifier {dataset}: test accuracy {summary['accuracy']:.4f}, "

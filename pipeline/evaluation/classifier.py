@@ -25,8 +25,7 @@ from pipeline.images import to_float
 from pipeline.models.classifier import Classifier
 from pipeline.tasks import Reconstruct, load_tensors
 from pipeline.training.callbacks import History, MetricLogger, ProgressBar
-from pipeline.training.loop import fit
-from pipeline.training.run import resolve_device
+from pipeline.training.loop import fit, resolve_device
 from pipeline.training.steps import ClassificationUpdate
 
 MODEL_FILE = "classifier.pt"
@@ -41,9 +40,7 @@ def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_di
 
     Returns the summary: test accuracy and the two FCD floors (or `labelled: false`).
     """
-    from pipeline import (
-        tracking,  # imported here so that an unlabelled dataset never pays for MLflow
-    )
+    from pipeline import tracking  # imported here, so that an unlabelled dataset never loads MLflow
 
     manifest = read_manifest(prepared_dir)
     classes = len(manifest["class_names"])

@@ -16,7 +16,8 @@ from pipeline.evaluation.frechet import frechet_distance
 from pipeline.evaluation.metrics import psnr, ssim, summarise
 from pipeline.images import to_numpy
 from pipeline.tasks import Batch, Reconstruct, build_task, load_tensors
-from pipeline.training.run import load_trained, resolve_device
+from pipeline.training.loop import resolve_device
+from pipeline.training.run import load_trained
 
 EVAL_BATCH = 256
 
@@ -27,6 +28,7 @@ class Predictions(NamedTuple):
     batches: list[Batch]  # the test batches, in order
     outputs: list[torch.Tensor]  # one (B, C, H, W) prediction per batch
     run: dict  # the training run's summary (run.json): MLflow run id, train time
+    test: dict[str, torch.Tensor]  # the test split's views and labels, on the model's device
 
 
 @torch.no_grad()
@@ -48,7 +50,7 @@ def predict_split(params: Params, name: str, *, prepared_dir: Path, model_dir: P
         batch = task.batch(arrays, torch.arange(start, min(start + EVAL_BATCH, count), device=device), generator)
         batches.append(batch)
         predictions.append(task.predict(model, batch).float())
-    return Predictions(task, model, batches, predictions, summary)
+    return Predictions(task, model, batches, predictions, summary, arrays)
 
 
 def evaluate_experiment(
@@ -65,7 +67,7 @@ def evaluate_experiment(
     Returns the summary (means, stds, FCD, train time) and one row per test image, or per sample for a
     model that only generates.
     """
-    task, model, batches, predictions, run = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
+    task, model, batches, predictions, run, test = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
     summary: dict[str, float] = {}
     table = pd.DataFrame()
     if task.reconstructs:
@@ -84,7 +86,6 @@ def evaluate_experiment(
         summary |= model.scores()
     classifier = load_classifier(classifier_dir, next(model.parameters()).device) if hasattr(model, "sample") else None
     if classifier is not None:
-        test = load_tensors(prepared_dir, "test", task, next(model.parameters()).device)
         _, real = classify(classifier, test["images"])
         logits, generated = classify(classifier, draw_samples(model, params.classifier.samples, params.base.seed))
         summary |= {"fcd": frechet_distance(generated, real), "fcd_samples": len(generated)}

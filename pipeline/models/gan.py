@@ -52,7 +52,20 @@ def conv_generator(out_channels: int, image_size: int, width: int, depth: int, l
     )  # fmt: skip
 
 
-class LinearGAN(PriorSampler, nn.Module):
+class GAN(PriorSampler, nn.Module):
+    """What every GAN here shares: `self.generator` maps noise to images, `self.critic` scores images."""
+
+    generator: nn.Module
+    critic: Critic
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.generator(z)  # (B, latent_dim) -> (B, C, H, W)
+
+    def forward(self, z: Tensor) -> GeneratorOutput:
+        return GeneratorOutput(image=self.generator(z))
+
+
+class LinearGAN(GAN):
     """Perceptron generator and critic. Defaults are the seed's FashionMNIST sizes: G z-128-256-256-512-784,
     D 784-512-512-256-128-64-1 with LeakyReLU(0.2). The generator ends in a sigmoid rather than the seed's
     tanh: the seed fed [0, 1] images to a [−1, 1] generator."""
@@ -70,12 +83,6 @@ class LinearGAN(PriorSampler, nn.Module):
         body = nn.Sequential(nn.Flatten(), *perceptron([in_channels * image_size**2, *critic_hidden], leaky), leaky())
         self.critic = Critic(body, critic_hidden[-1])
 
-    def decode(self, z: Tensor) -> Tensor:
-        return self.generator(z)  # (B, latent_dim) -> (B, C, H, W)
-
-    def forward(self, z: Tensor) -> GeneratorOutput:
-        return GeneratorOutput(image=self.generator(z))
-
 
 class LinearWGAN(LinearGAN):
     """The linear GAN trained as a Wasserstein GAN: the same networks, the critic's score left unbounded."""
@@ -83,7 +90,7 @@ class LinearWGAN(LinearGAN):
     update_rule: ClassVar[str] = "wasserstein"
 
 
-class DCGAN(PriorSampler, nn.Module):
+class DCGAN(GAN):
     """Conv generator (the conv VAE's decoder) and a conv critic (the conv encoder's down stack)."""
 
     update_rule: ClassVar[str] = "adversarial"
@@ -96,12 +103,6 @@ class DCGAN(PriorSampler, nn.Module):
         self.latent_dim = latent_dim
         self.generator = conv_generator(out_channels, image_size, width, depth, latent_dim)
         self.critic = conv_critic(in_channels, image_size, width, depth, batch_norm=self.critic_batch_norm)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.generator(z)  # (B, latent_dim) -> (B, C, H, W)
-
-    def forward(self, z: Tensor) -> GeneratorOutput:
-        return GeneratorOutput(image=self.generator(z))
 
 
 class WassersteinDCGAN(DCGAN):

@@ -20,20 +20,11 @@ from pipeline.models import build_model
 from pipeline.tasks import build_task, load_tensors
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
-from pipeline.training.loop import check_batch_size, fit
+from pipeline.training.loop import check_batch_size, fit, resolve_device
 from pipeline.training.steps import update_rule_for
 
 MODEL_FILE = "model.pt"
 RUN_FILE = "run.json"
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a silent fallback."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("base.device is 'cuda' but no CUDA device is visible; set base.device to auto or cpu")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def run_params(params: Params, name: str) -> dict[str, Any]:

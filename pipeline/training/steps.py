@@ -29,7 +29,28 @@ def step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
     optimizer.step()
 
 
-class ReconstructionUpdate:
+def variational_terms(output: Any, target: Tensor, loss: str) -> tuple[Tensor, Tensor]:
+    """A VAE's per-image reconstruction loss (summed over pixels) and KL(q(z|x) ‖ N(0, I)), batch means."""
+    count = len(target)
+    reconstruction = pixel_loss(loss, output.image, target, reduction="sum") / count
+    mean, logvar = output.mean.float(), output.logvar.float()
+    return reconstruction, -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
+
+
+class UpdateRule:
+    """What every update rule shares: its optimizers by name, saved and restored for checkpoints."""
+
+    optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[name])
+
+
+class ReconstructionUpdate(UpdateRule):
     """Minimise a pixel loss between the model's image and the target: autoencoders, denoisers, colourisers."""
 
     def __init__(
@@ -44,18 +65,13 @@ class ReconstructionUpdate:
         self.model = model
         self.loss = loss
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+        self.optimizers = {"optimizer": self.optimizer}
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         output = self.model(batch.input)
         loss = pixel_loss(self.loss, output.image, batch.target)
         step(self.optimizer, loss)
         return {"loss": loss.detach()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 class VariationalUpdate(ReconstructionUpdate):
@@ -76,10 +92,7 @@ class VariationalUpdate(ReconstructionUpdate):
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         output = self.model(batch.input)
-        count = len(batch.input)
-        reconstruction = pixel_loss(self.loss, output.image, batch.target, reduction="sum") / count
-        mean, logvar = output.mean.float(), output.logvar.float()
-        kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
+        reconstruction, kl = variational_terms(output, batch.target, self.loss)
         loss = reconstruction + self.beta * kl
         step(self.optimizer, loss)
         return {"loss": loss.detach(), "reconstruction": reconstruction.detach(), "kl": kl.detach()}
@@ -97,7 +110,7 @@ def noise(model: nn.Module, count: int, device: torch.device) -> Tensor:
     return torch.randn(count, model.latent_dim, device=device)  # (B, latent_dim) from torch's global stream
 
 
-class AdversarialUpdate:
+class AdversarialUpdate(UpdateRule):
     """The non-saturating GAN of DCGAN: a critic step on real against generated images (cross-entropy on
     logits), then a generator step on fresh noise that asks the critic to call its images real.
 
@@ -124,6 +137,7 @@ class AdversarialUpdate:
         self.real_label, self.penalty = real_label, penalty
         self.optimizer_generator = torch.optim.Adam(model.generator.parameters(), lr=lr_generator, betas=betas)
         self.optimizer_critic = torch.optim.Adam(model.critic.parameters(), lr=lr_critic, betas=betas)
+        self.optimizers = {"generator": self.optimizer_generator, "critic": self.optimizer_critic}
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         real = batch.input.detach().requires_grad_(self.penalty > 0)
@@ -144,15 +158,8 @@ class AdversarialUpdate:
             "real_probability": real_score.detach().sigmoid().mean(), "fake_probability": fake_score.detach().sigmoid().mean(),
         }  # fmt: skip
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.optimizer_generator.state_dict(), "critic": self.optimizer_critic.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer_generator.load_state_dict(state["generator"])
-        self.optimizer_critic.load_state_dict(state["critic"])
-
-
-class WassersteinUpdate:
+class WassersteinUpdate(UpdateRule):
     """WGAN: the critic maximises mean score(real) − mean score(fake), a Wasserstein-1 estimate while it stays
     1-Lipschitz; the generator steps once every `critic_steps` critic steps to raise the score of its images.
 
@@ -187,6 +194,7 @@ class WassersteinUpdate:
 
         self.optimizer_generator = make(self.generator_parameters())
         self.optimizer_critic = make(model.critic.parameters())
+        self.optimizers = {"generator": self.optimizer_generator, "critic": self.optimizer_critic}
         self.calls = 0
         self.generator_losses: dict[str, Tensor] = {}  # the latest generator step's losses, reported until the next
 
@@ -220,14 +228,10 @@ class WassersteinUpdate:
         return {"loss_critic": loss_critic, "wasserstein": distance, **self.generator_losses}
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "generator": self.optimizer_generator.state_dict(), "critic": self.optimizer_critic.state_dict(),
-            "calls": self.calls, "generator_losses": self.generator_losses,
-        }  # fmt: skip
+        return {**super().state_dict(), "calls": self.calls, "generator_losses": self.generator_losses}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer_generator.load_state_dict(state["generator"])
-        self.optimizer_critic.load_state_dict(state["critic"])
+        super().load_state_dict(state)
         device = next(self.model.parameters()).device
         self.calls = state["calls"]
         self.generator_losses = {name: value.to(device) for name, value in state["generator_losses"].items()}
@@ -276,9 +280,7 @@ class VAEWassersteinUpdate(WassersteinUpdate):
         fake = torch.where(pick, output.image, prior).detach()
         loss_critic, distance = self.critic_step(real, fake)
         if generator_turn:
-            reconstruction = pixel_loss(self.loss, output.image, batch.target, reduction="sum") / count
-            mean, logvar = output.mean.float(), output.logvar.float()
-            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
+            reconstruction, kl = variational_terms(output, batch.target, self.loss)
             adversarial = -0.5 * (self.model.critic(output.image).float().mean() + self.model.critic(prior).float().mean())
             loss = reconstruction + self.beta * kl + self.adversarial_weight * adversarial
             if self.feature_weight:
@@ -292,12 +294,13 @@ class VAEWassersteinUpdate(WassersteinUpdate):
         return {"loss_critic": loss_critic, "wasserstein": distance, **self.generator_losses}
 
 
-class ClassificationUpdate:
+class ClassificationUpdate(UpdateRule):
     """Cross-entropy on the batch's labels, Adam; reports the loss and the batch accuracy."""
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
         self.model = model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.optimizers = {"optimizer": self.optimizer}
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         logits = self.model(batch.input).logits.float()
@@ -305,18 +308,14 @@ class ClassificationUpdate:
         step(self.optimizer, loss)
         return {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == batch.label).float().mean()}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-
-
-class PrincipalComponentsFit:
+class PrincipalComponentsFit(UpdateRule):
     """Closed-form PCA (scikit-learn, full SVD) on every training image seen so far; no optimizer.
 
     Each batch is added to the pool and the fit is redone, so after one epoch the components are those of
     the whole training split. Further epochs add the same images again, which leaves the fit unchanged.
+    There is no optimizer state to checkpoint: the fit lives in the model's buffers, and checkpoints are
+    taken after whole epochs.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -324,10 +323,9 @@ class PrincipalComponentsFit:
         self.pool: list[np.ndarray] = []
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        from sklearn.decomposition import PCA  # imported here: scikit-learn costs every other stage half a second
+
         self.pool.append(batch.input.flatten(1).double().cpu().numpy())
-        from sklearn.decomposition import (
-            PCA,  # imported here: scikit-learn costs every other stage half a second
-        )
 
         pixels = np.concatenate(self.pool)  # (N, D)
         kept = min(len(pixels), pixels.shape[1], len(self.model.components))
@@ -341,12 +339,6 @@ class PrincipalComponentsFit:
         with torch.no_grad():
             loss = F.mse_loss(self.model(batch.input).image, batch.target)
         return {"loss": loss}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}  # the fit lives in the model's buffers; checkpoints are taken after whole epochs
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 UPDATE_RULES: dict[str, type] = {
