@@ -218,6 +218,7 @@ def _cross_check(params: Params) -> Params:
 
     from pipeline import forward, tasks
     from pipeline.models import MODELS
+    from pipeline.models.vae import PriorSampler
     from pipeline.training.steps import update_rule_for
 
     datasets = {}
@@ -266,8 +267,12 @@ def _cross_check(params: Params) -> Params:
         with torch.device("meta"):
             instance = _try(lambda: model(**shape, **model_args), f"{where}.model")
             _try(lambda: update_rule_for(model)(instance, **update_args), f"{where}.update")  # e.g. penalty and clip both 0
-        if task.reconstructs and not hasattr(model, "encode"):
-            raise ConfigError(f"{where}.task.name: {experiment.model.name} has no encoder to reconstruct with; use task generate")
+        if task.reconstructs and issubclass(model, PriorSampler) and not hasattr(model, "encode"):
+            raise ConfigError(f"{where}.task.name: {experiment.model.name} maps noise to images, not images to images; use task generate")
+        reach = getattr(model, "output_range", (0.0, 1.0))
+        if task.reconstructs and reach != task.target_range:
+            raise ConfigError(f"{where}.model.name: {experiment.model.name}'s outputs lie in {list(reach)} but task "
+                              f"{experiment.task.name} needs {list(task.target_range)}; pick a model made for the task")  # fmt: skip
         if not task.reconstructs and not hasattr(model, "sample"):
             raise ConfigError(f"{where}.task.name: {experiment.model.name} cannot sample; use task reconstruct")
         experiments[name] = dataclasses.replace(
@@ -278,8 +283,10 @@ def _cross_check(params: Params) -> Params:
         )
     if params.classifier.lr <= 0:
         raise ConfigError(f"classifier.lr: must be above 0, got {params.classifier.lr}")
-    if "classifiers" in params.experiments:  # models/classifiers/ holds the classifiers themselves
-        raise ConfigError("experiments.classifiers: the name is reserved for the classifier stage's outputs; rename it")
+    # models/classifiers/ holds the classifiers; reports/<study>/comparison/ the report's side-by-side figures
+    for reserved in ("classifiers", "comparison"):
+        if reserved in params.experiments:
+            raise ConfigError(f"experiments.{reserved}: the name is reserved for the pipeline's own outputs; rename it")
     for key in ("epochs", "batch_size", "width", "features", "samples"):
         if getattr(params.classifier, key) < (2 if key == "samples" else 1):
             raise ConfigError(f"classifier.{key}: must be at least {2 if key == 'samples' else 1}")

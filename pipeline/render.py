@@ -79,7 +79,7 @@ def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_di
     with staged_dir(out_dir) as staging:
         if predicted.batches:  # a generate task has no per-image output to compare
             batch, output = predicted.batches[0], predicted.outputs[0]
-            rows = comparison_rows(batch.input, output, batch.target, columns=columns, blocks=4)
+            rows = comparison_rows(batch.input, output, predicted.task.truth(batch), columns=columns, blocks=4)
             save_png(grid(rows), staging / "grid.png")
         if hasattr(model, "sample"):  # the first samples FCD is computed on: the same noise for every model
             samples = draw_samples(model, columns * columns, params.base.seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config import Params
@@ -42,6 +43,35 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def comparisons(params: Params, study: str, metrics_dir: Path) -> dict[str, tuple[list[str], list[np.ndarray]]]:
+    """The study's experiments side by side, one figure per dataset and task, from the previews evaluate wrote.
+
+    Models that map images to images share their inputs (the first test images), so their figure's rows are
+    the input, each model's output and the truth; generators' rows are their first samples from the same
+    noise. Returns {"<dataset>_<task>": (row names, rows of (N, H, W, C) floats in [0, 1])}.
+    """
+    groups: dict[str, list[str]] = {}
+    for name, experiment in params.experiments.items():
+        if experiment.study == study:
+            groups.setdefault(f"{experiment.dataset}_{experiment.task.name}", []).append(name)
+    figures = {}
+    for key, names in groups.items():
+        previews = {}
+        for name in names:
+            path = metrics_dir / study / f"{name}.npz"
+            if not path.exists():
+                raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
+            with np.load(path) as arrays:
+                previews[name] = {part: arrays[part].astype(np.float32) / 255.0 for part in arrays.files}
+        if "samples" in previews[names[0]]:
+            figures[key] = (names, [previews[name]["samples"] for name in names])
+        else:
+            first = previews[names[0]]
+            rows = [first["input"], *(previews[name]["output"] for name in names), first["truth"]]
+            figures[key] = (["input", *names, "truth"], rows)
+    return figures
+
+
 def log_table(params: Params, study: str, paths: list[Path]) -> str:
     """Attach the study's table files to a run named `<study> table` in the study's MLflow experiment."""
     from pipeline import tracking
@@ -54,9 +84,9 @@ def log_table(params: Params, study: str, paths: list[Path]) -> str:
     return run.run_id
 
 
-def to_markdown(table: pd.DataFrame, title: str) -> str:
+def to_markdown(table: pd.DataFrame, title: str, figures: dict[str, list[str]] | None = None) -> str:
     """The table for reading: each score as "mean ± std", then FCD and train time where present;
-    per-component and spread columns stay in the CSV."""
+    per-component and spread columns stay in the CSV. `figures` (file name -> row names) are listed below it."""
     shown = table[["experiment", "model", "dataset", "task", "latent_dim"]].copy()
     for column in [c for c in table.columns if c.endswith("_mean")]:
         score = column.removesuffix("_mean")
@@ -70,4 +100,7 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
         shown["train s"] = [f"{v:.1f}" if pd.notna(v) else "" for v in table["train_seconds"]]
     if "images" in table:
         shown["images"] = [f"{v:.0f}" if pd.notna(v) else "" for v in table["images"]]
-    return f"# {title}\n\n{shown.to_markdown(index=False)}\n"
+    text = f"# {title}\n\n{shown.to_markdown(index=False)}\n"
+    if figures:
+        text += "\n## Side by side\n\n" + "".join(f"- `{file}`, rows top to bottom: {', '.join(rows)}\n" for file, rows in figures.items())
+    return text

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from pipeline.config import DatasetConfig
 from pipeline.data.store import load_split
 from pipeline.errors import DataError
-from pipeline.images import to_float
+from pipeline.evaluation.metrics import psnr, ssim
+from pipeline.images import ab_from_rgb, rgb_from_lab, to_float, to_numpy
 
 
 class Batch(NamedTuple):
@@ -30,6 +31,7 @@ class Reconstruct:
     views: ClassVar[tuple[str, ...]] = ("images",)
     reconstructs: ClassVar[bool] = True  # whether the model maps each input to an output that evaluation scores
     scores_input: ClassVar[bool] = False  # whether evaluation also scores the raw input against the target
+    target_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # what the model's output must be able to reach
 
     def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
         """The shape arguments a model needs for this task on this dataset."""
@@ -39,8 +41,21 @@ class Reconstruct:
         images = to_float(arrays["images"][index])
         return Batch(input=images, target=images, label=arrays["labels"][index])
 
+    def given(self, arrays: Mapping[str, Tensor], index: Tensor) -> Batch:
+        """The batch for images someone hands in (`aegan apply`), the views derived from them as prepare does."""
+        return self.batch(arrays, index, torch.Generator(index.device).manual_seed(0))
+
     def predict(self, model: nn.Module, batch: Batch) -> Tensor:
+        """The image evaluation scores: (B, C, H, W) in [0, 1]."""
         return model(batch.input).image
+
+    def truth(self, batch: Batch) -> Tensor:
+        """The image a prediction is scored against: (B, C, H, W) in [0, 1]."""
+        return batch.target
+
+    def scores(self, prediction: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-image scores of (N, H, W, C) predictions in [0, 1] against the truth."""
+        return {"psnr": psnr(prediction, truth), "ssim": ssim(prediction, truth)}
 
 
 class Denoise(Reconstruct):
@@ -62,6 +77,9 @@ class Denoise(Reconstruct):
 
         return np.stack([denoise_tv_chambolle(image, weight=self.sigma / 2, channel_axis=-1) for image in noisy])
 
+    def given(self, arrays: Mapping[str, Tensor], index: Tensor) -> Batch:
+        return super().batch(arrays, index, torch.Generator(index.device))  # an image handed in is noisy already
+
     def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
         clean = to_float(arrays["images"][index])
         noise = torch.randn(clean.shape, generator=generator, device=clean.device)
@@ -78,10 +96,58 @@ class Generate(Reconstruct):
         raise TypeError("a generate task has no per-image prediction; sample from the model instead")
 
 
+class Colorize(Reconstruct):
+    """Lab lightness -> chroma. The model reads L/100 (B, 1, H, W) and is trained towards ab/128 (B, 2, H, W)
+    in [-1, 1]; evaluation converts (L, predicted ab) to RGB and scores it against the RGB of the true Lab,
+    so every error it measures is a colour error. The non-learned baseline is the gray image (ab = 0)."""
+
+    views = ("lab",)
+    target_range = (-1.0, 1.0)
+
+    def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
+        return {"in_channels": 1, "out_channels": 2, "image_size": dataset.image_size}
+
+    def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        code = to_float(arrays["lab"][index])  # (B, 3, H, W): L·2.55/255 = L/100, (a + 128)/255, (b + 128)/255
+        chroma = (code[:, 1:] * 255.0 - 128.0) / 128.0
+        return Batch(input=code[:, :1], target=chroma, label=arrays["labels"][index])
+
+    def predict(self, model: nn.Module, batch: Batch) -> Tensor:
+        return rgb_from_lab(batch.input, model(batch.input).image)
+
+    def truth(self, batch: Batch) -> Tensor:
+        return rgb_from_lab(batch.input, batch.target)
+
+    def baseline(self, lightness: np.ndarray) -> np.ndarray:
+        """The gray image of the same lightness: (N, H, W, 1) L/100 -> (N, H, W, 3) RGB in [0, 1]."""
+        gray = torch.from_numpy(lightness).permute(0, 3, 1, 2)
+        return to_numpy(rgb_from_lab(gray, torch.zeros(len(gray), 2, *gray.shape[2:])))
+
+    def scores(self, prediction: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+        """PSNR and SSIM in RGB, and `ab_error`: the mean distance in the ab plane (Lab units) per image."""
+        error = np.linalg.norm(ab_from_rgb(prediction) - ab_from_rgb(truth), axis=-1).mean(axis=(1, 2))
+        return {**super().scores(prediction, truth), "ab_error": error}
+
+
+class Translate(Reconstruct):
+    """Canny edge map (B, 1, H, W), 1 on an edge -> the image. The edges are the dataset's `edges` view,
+    detected at its `edge_sigma`."""
+
+    views = ("images", "edges")
+
+    def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
+        return {"in_channels": 1, "out_channels": dataset.channels, "image_size": dataset.image_size}
+
+    def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        return Batch(input=to_float(arrays["edges"][index]), target=to_float(arrays["images"][index]), label=arrays["labels"][index])
+
+
 TASKS: dict[str, type] = {
     "reconstruct": Reconstruct,
     "denoise": Denoise,
     "generate": Generate,
+    "colorize": Colorize,
+    "translate": Translate,
 }
 
 

@@ -22,6 +22,7 @@ CLASSIFIERS = MODELS / "classifiers"
 PLOTS = Path("plots")
 METRICS = Path("metrics")
 REPORTS = Path("reports")
+COMPARISON = "comparison"  # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
 CHECKPOINTS = Path("checkpoints")  # outside DVC outs: DVC deletes outs before a stage runs, which would lose them
 
 

@@ -23,20 +23,22 @@ def evaluate(
     experiment: Annotated[str, typer.Argument(help="key under `experiments:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write metrics/<study>/<experiment>.json (summary) and .csv (one row per test image, or per sample)."""
+    """Write metrics/<study>/<experiment>.json (summary), .csv (one row per test image, or per sample) and
+    .npz (the first test images in, out and true, or the first samples: the study report's comparison)."""
     with user_errors():
         from pipeline.evaluation.evaluate import evaluate_experiment
-        from pipeline.files import write_text
+        from pipeline.files import write_arrays, write_text
 
         config = load(params)
         settings = config.experiment(experiment)
-        summary, per_image = evaluate_experiment(
+        summary, per_image, preview = evaluate_experiment(
             config, experiment, prepared_dir=PREPARED / settings.dataset, model_dir=MODELS / experiment,
             classifier_dir=CLASSIFIERS / settings.dataset,
         )
         out = METRICS / settings.study / experiment
         write_text(out.with_suffix(".csv"), per_image.to_csv(index=False))
         write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
+        write_arrays(out.with_suffix(".npz"), preview)
         shown = {k: v for k, v in summary.items() if k.endswith("_mean") or k == "fcd"}
         typer.echo(f"{experiment}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import METRICS, REPORTS, ParamsOption, load, user_errors
+from stages.common import COMPARISON, METRICS, REPORTS, ParamsOption, load, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -14,17 +14,25 @@ def report(
     study: Annotated[str, typer.Argument(help="a name listed under `studies:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write reports/<study>/table.csv and table.md, and attach them to a `<study> table` MLflow run."""
+    """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side), and
+    attach them to a `<study> table` MLflow run."""
     with user_errors():
-        from pipeline.files import write_text
-        from pipeline.report import log_table, study_table, to_markdown
+        from pipeline.files import staged_dir, write_text
+        from pipeline.render import grid, save_png
+        from pipeline.report import comparisons, log_table, study_table, to_markdown
 
         config = load(params)
         table = study_table(config, study, METRICS)
+        figures = comparisons(config, study, METRICS)
+        folder = REPORTS / study / COMPARISON
+        with staged_dir(folder) as staging:
+            for key, (_, rows) in figures.items():
+                save_png(grid(rows), staging / f"{key}.png")
+        shown = {f"{COMPARISON}/{key}.png": names for key, (names, _) in figures.items()}
         paths = [REPORTS / study / "table.csv", REPORTS / study / "table.md"]
         write_text(paths[0], table.to_csv(index=False))
-        write_text(paths[1], to_markdown(table, f"Study `{study}`"))
-        log_table(config, study, paths)
+        write_text(paths[1], to_markdown(table, f"Study `{study}`", shown))
+        log_table(config, study, [*paths, *sorted(folder.iterdir())])
         typer.echo(to_markdown(table, study))
 
 

@@ -72,7 +72,7 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
                 writer.write(split, "images", start, images)
                 writer.write(split, "labels", start, raw.labels[chunk])
                 for view in config.views:
-                    writer.write(split, view, start, _view(view, images, config))
+                    writer.write(split, view, start, derive_view(view, images, config))
                 clean = to_float(torch.from_numpy(images))  # (B, C, H, W)
                 for key, operator in operators.items():
                     measured = operator(clean, generator).permute(0, 2, 3, 1)  # (B, H, W, C)
@@ -90,7 +90,8 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
         })  # fmt: skip
 
 
-def _view(view: str, images: np.ndarray, config: DatasetConfig) -> np.ndarray:
+def derive_view(view: str, images: np.ndarray, config: DatasetConfig) -> np.ndarray:
+    """The named derived view (gray, edges or lab) of standardised (N, H, W, C) uint8 images."""
     if view == "gray":
         return views.gray(images)
     if view == "edges":

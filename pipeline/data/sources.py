@@ -160,7 +160,7 @@ def _open_photos(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
 
     @functools.cache  # a few photographs, decoded once each rather than once per chunk
     def photo(label: int) -> np.ndarray:
-        return _decode(files[label], files[label].name)
+        return decode_image(files[label], files[label].name)
 
     def read(indices: np.ndarray) -> list[np.ndarray]:
         return [photo(labels[i])[crops[i]].copy() for i in indices]
@@ -246,7 +246,7 @@ def _open_celeba(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
                         "delete it from the download cache and fetch it again")
 
     def read(indices: np.ndarray) -> list[np.ndarray]:
-        return [_centre_crop(_decode(io.BytesIO(archive.read(members[names[i]])), f"{CELEBA_ZIP}:{names[i]}"))
+        return [_centre_crop(decode_image(io.BytesIO(archive.read(members[names[i]])), f"{CELEBA_ZIP}:{names[i]}"))
                 for i in indices]
 
     split = np.array([fields[1] == "2" for fields in lines], bool)
@@ -282,7 +282,7 @@ def _open_folder(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
     folders = [file.relative_to(root).parts[0] if len(file.relative_to(root).parts) > 1 else None for file in files]
     class_names = tuple(sorted(set(folders))) if None not in folders else ()
     labels = np.array([class_names.index(f) if class_names else -1 for f in folders], np.int64)
-    return RawImages(labels, class_names, None, lambda indices: [_decode(files[i], str(files[i])) for i in indices])
+    return RawImages(labels, class_names, None, lambda indices: [decode_image(files[i], str(files[i])) for i in indices])
 
 
 def _image_files(root: Path, where: str) -> list[Path]:
@@ -301,7 +301,7 @@ def _visible(name: str) -> bool:
     return not name.startswith((".", "__MACOSX"))
 
 
-def _decode(file: Path | IO[bytes], name: str) -> np.ndarray:
+def decode_image(file: Path | IO[bytes], name: str) -> np.ndarray:
     """An image as uint8 HxW (grey) or HxWx3 (everything else), or a DataError naming the file."""
     try:
         with Image.open(file) as image:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from skimage import color, feature, transform
 
+from pipeline.images import to_uint8
+
 
 def square(image: np.ndarray) -> np.ndarray:
     """Centre-crop an HxW(xC) image to its largest centred square."""
@@ -45,11 +47,6 @@ def _convert_channels(batch: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return color.rgb2gray(batch)[..., None]
     return np.repeat(batch, 3, axis=-1)
-
-
-def to_uint8(batch: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8, rounded and clipped."""
-    return np.clip(np.rint(batch * 255.0), 0, 255).astype(np.uint8)
 
 
 def gray(images: np.ndarray) -> np.ndarray:

@@ -13,8 +13,8 @@ from pipeline import tracking
 from pipeline.config import Params
 from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.frechet import frechet_distance
-from pipeline.evaluation.metrics import psnr, ssim, summarise
-from pipeline.images import to_numpy
+from pipeline.evaluation.metrics import summarise
+from pipeline.images import to_numpy, to_uint8
 from pipeline.tasks import Batch, Reconstruct, build_task, load_tensors
 from pipeline.training.loop import resolve_device
 from pipeline.training.run import load_trained
@@ -53,37 +53,45 @@ def predict_split(params: Params, name: str, *, prepared_dir: Path, model_dir: P
     return Predictions(task, model, batches, predictions, summary, arrays)
 
 
+class Evaluation(NamedTuple):
+    summary: dict  # means, stds, FCD, train time
+    table: pd.DataFrame  # one row per test image, or per sample for a model that only generates
+    preview: dict[str, np.ndarray]  # the first test inputs, outputs and truths (or samples), uint8 NHWC
+
+
 def evaluate_experiment(
     params: Params, name: str, *, prepared_dir: Path, model_dir: Path, classifier_dir: Path
-) -> tuple[dict, pd.DataFrame]:
+) -> Evaluation:
     """Score a trained model on the test split.
 
-    A model that reconstructs gets per-image PSNR/SSIM of prediction against target (and of the raw input
-    and a non-learned baseline, where the task asks for them). A model that samples gets the Fréchet
-    distance between `classifier.samples` samples (fixed seed) and the test images in the features of the
-    dataset's classifier (FCD), when the dataset is labelled. The summary also goes to the model's MLflow
-    run as `test/<score>`.
-
-    Returns the summary (means, stds, FCD, train time) and one row per test image, or per sample for a
-    model that only generates.
+    A model that reconstructs gets per-image scores of prediction against truth (the task's: PSNR/SSIM,
+    and the colour error for colourisation), and of the raw input and a non-learned baseline where the
+    task has them. A model that samples gets the Fréchet distance between `classifier.samples` samples
+    (fixed seed) and the test images in the features of the dataset's classifier (FCD), when the dataset
+    is labelled. The summary also goes to the model's MLflow run as `test/<score>`. The preview holds the
+    first `render.columns` images, which the study report sets side by side with other models'.
     """
     task, model, batches, predictions, run, test = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
+    count = params.render.columns
     summary: dict[str, float] = {}
     table = pd.DataFrame()
+    preview: dict[str, np.ndarray] = {}
     if task.reconstructs:
         prediction = np.concatenate([to_numpy(p) for p in predictions])
-        target = np.concatenate([to_numpy(b.target) for b in batches])
-        scores = {"psnr": psnr(prediction, target), "ssim": ssim(prediction, target)}
+        truth = np.concatenate([to_numpy(task.truth(b)) for b in batches])
+        given = np.concatenate([to_numpy(b.input) for b in batches])
+        scores = task.scores(prediction, truth)
         if task.scores_input:
-            given = np.concatenate([to_numpy(b.input) for b in batches])
-            scores |= {"input_psnr": psnr(given, target), "input_ssim": ssim(given, target)}
-            if hasattr(task, "baseline"):  # a non-learned method on the very same inputs
-                restored = task.baseline(given)
-                scores |= {"baseline_psnr": psnr(restored, target), "baseline_ssim": ssim(restored, target)}
+            scores |= {f"input_{key}": value for key, value in task.scores(given, truth).items()}
+        if hasattr(task, "baseline"):  # a non-learned method on the very same inputs
+            scores |= {f"baseline_{key}": value for key, value in task.scores(task.baseline(given), truth).items()}
         summary |= {**summarise(scores), "images": len(prediction)}
         table = pd.DataFrame({"image": np.arange(len(prediction)), **scores})
+        preview = {"input": given[:count], "output": prediction[:count], "truth": truth[:count]}
     if hasattr(model, "scores"):  # scores of the fitted model itself, e.g. PCA's explained variance
         summary |= model.scores()
+    if not task.reconstructs:
+        preview = {"samples": to_numpy(draw_samples(model, count, params.base.seed))}
     classifier = load_classifier(classifier_dir, next(model.parameters()).device) if hasattr(model, "sample") else None
     if classifier is not None:
         _, real = classify(classifier, test["images"])
@@ -96,7 +104,7 @@ def evaluate_experiment(
     summary["train_seconds"] = run["train_seconds"]
     tracked = tracking.reopen(tracking.resolve_uri(params.tracking.uri), run["run_id"], tags={"dvc.evaluate": f"evaluate@{name}"})
     tracked.log_metrics([(0, {f"test/{key}": value for key, value in summary.items() if key != "train_seconds"})])
-    return summary, table
+    return Evaluation(summary, table, {key: to_uint8(value) for key, value in preview.items()})
 
 
 @torch.no_grad()

@@ -7,9 +7,11 @@ from typing import Any
 from torch import nn
 
 from pipeline.models.autoencoder import ConvAutoencoder, SeedConvAutoencoder
+from pipeline.models.colorizer import Colorizer, ColorizerUNet
 from pipeline.models.gan import DCGAN, LinearGAN, LinearWGAN, WassersteinDCGAN
 from pipeline.models.linear import LinearAutoencoder, LinearVAE
 from pipeline.models.pca import PrincipalComponents
+from pipeline.models.pix2pix import Pix2Pix, UNet
 from pipeline.models.vae import ConvVAE
 from pipeline.models.vae_gan import ConvVAEWGAN
 
@@ -25,6 +27,10 @@ MODELS: dict[str, type[nn.Module]] = {
     "dcgan": DCGAN,
     "wgan_gp": WassersteinDCGAN,
     "vae_wgan": ConvVAEWGAN,
+    "colorizer": Colorizer,
+    "colorizer_unet": ColorizerUNet,
+    "unet": UNet,
+    "pix2pix": Pix2Pix,
 }
 
 

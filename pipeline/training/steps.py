@@ -294,6 +294,42 @@ class VAEWassersteinUpdate(WassersteinUpdate):
         return {"loss_critic": loss_critic, "wasserstein": distance, **self.generator_losses}
 
 
+class ConditionalAdversarialUpdate(UpdateRule):
+    """pix2pix: a conditional GAN plus a weighted pixel term.
+
+    The critic sees (input, target) as real and (input, generator(input)) as fake, patch by patch, with
+    cross-entropy on logits halved as pix2pix does to slow it against the generator. The generator then
+    minimises cross-entropy towards "real" + `l1_weight` · mean |output − target| (pix2pix: 100). No noise
+    input: as in pix2pix, the generator's dropout is its only source of randomness.
+    """
+
+    def __init__(
+        self, model: nn.Module, *, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), l1_weight: float = 100.0
+    ) -> None:
+        if l1_weight < 0:
+            raise ValueError(f"l1_weight cannot be negative, got {l1_weight}")
+        self.model, self.l1_weight = model, l1_weight
+        self.optimizer_generator = torch.optim.Adam(model.generator.parameters(), lr=lr, betas=betas)
+        self.optimizer_critic = torch.optim.Adam(model.critic.parameters(), lr=lr, betas=betas)
+        self.optimizers = {"generator": self.optimizer_generator, "critic": self.optimizer_critic}
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        condition, target = batch.input, batch.target
+        fake = self.model.generator(condition).image
+        real_score = self.model.critic(condition, target).float()
+        fake_score = self.model.critic(condition, fake.detach()).float()
+        loss_critic = 0.5 * (
+            F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score))
+            + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
+        )
+        step(self.optimizer_critic, loss_critic)
+        score = self.model.critic(condition, fake).float()
+        adversarial = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+        l1 = pixel_loss("l1", fake, target)
+        step(self.optimizer_generator, adversarial + self.l1_weight * l1)
+        return {"loss_critic": loss_critic.detach(), "adversarial": adversarial.detach(), "l1": l1.detach()}
+
+
 class ClassificationUpdate(UpdateRule):
     """Cross-entropy on the batch's labels, Adam; reports the loss and the batch accuracy."""
 
@@ -348,6 +384,7 @@ UPDATE_RULES: dict[str, type] = {
     "adversarial": AdversarialUpdate,
     "wasserstein": WassersteinUpdate,
     "vae_wasserstein": VAEWassersteinUpdate,
+    "conditional_adversarial": ConditionalAdversarialUpdate,
     "classification": ClassificationUpdate,
 }
 

@@ -1,0 +1,53 @@
+"""One image in, one image out: a trained image-to-image model applied to a file someone gives (`aegan apply`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.config import Params
+from pipeline.data.prepare import derive_view
+from pipeline.data.sources import decode_image
+from pipeline.data.views import standardise
+from pipeline.errors import ConfigError, DataError
+from pipeline.images import to_numpy, to_uint8
+from pipeline.tasks import build_task
+from pipeline.training.loop import resolve_device
+from pipeline.training.run import load_trained
+
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Path, out_path: Path) -> np.ndarray:
+    """Run experiment `name`'s trained model on one PNG/JPEG and write its output to `out_path`.
+
+    The image goes through what prepare does to the dataset (centre square, resize to the dataset's size,
+    channels, and the view the task reads: lightness for colorize, Canny edges for translate), so the
+    output is the dataset's size. Returns it as (S, S, C) uint8.
+    """
+    experiment = params.experiment(name)
+    dataset = params.dataset(experiment.dataset)
+    task = build_task(experiment.task.name, **experiment.task.args)
+    if not task.reconstructs:
+        raise ConfigError(f"{name} draws images from noise; apply an experiment whose task maps an image to an image")
+    if out_path.suffix.lower() not in FORMATS:
+        raise ConfigError(f"{out_path}: the output must end in {', '.join(FORMATS)}")
+    if not image_path.is_file():
+        raise DataError(f"{image_path} not found; give the path of a PNG or JPEG file")
+    images = standardise([decode_image(image_path, str(image_path))], dataset.image_size, dataset.channels)  # (1, S, S, C)
+    views = {view: derive_view(view, images, dataset) for view in task.views if view != "images"}
+    device = resolve_device(params.base.device)
+    model, _ = load_trained(model_dir, device)
+    arrays = {key: torch.from_numpy(value).to(device) for key, value in {"images": images, "labels": np.array([-1]), **views}.items()}
+    with torch.no_grad():
+        output = task.predict(model, task.given(arrays, torch.arange(1, device=device)))
+    result = to_uint8(to_numpy(output))[0]  # (S, S, C)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(f".{out_path.name}.partial")
+    Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result).save(partial, format=FORMATS[out_path.suffix.lower()])
+    os.replace(partial, out_path)
+    return result
