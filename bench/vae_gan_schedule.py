@@ -56,7 +56,7 @@ def run(factor: int, names: list[str], scratch: Path, figure: Path | None) -> No
         folders = {"prepared_dir": ROOT / "data/prepared" / dataset, "model_dir": scratch / name}
         summary = train_experiment(params, name, **folders, plots_dir=scratch / "plots" / name,
                                    checkpoint_path=scratch / "checkpoints" / name / "last.pt")  # fmt: skip
-        scores, _ = evaluate_experiment(params, name, **folders, classifier_dir=ROOT / "models/classifiers" / dataset)
+        scores, _, _ = evaluate_experiment(params, name, **folders, classifier_dir=ROOT / "models/classifiers" / dataset)
         print(f"{name:<22} {params.experiment(name).train.epochs:>6} {summary['train_seconds']:>8.1f} {scores.get('fcd', np.nan):>7.1f}")
         model, _ = load_trained(scratch / name, torch.device("cpu"))
         rows.append(to_numpy(draw_samples(model, 12, params.base.seed)))

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.config import Params
+from pipeline.config import ConfigError, Params
 from pipeline.data.prepare import derive_view
 from pipeline.data.sources import decode_image
 from pipeline.data.views import standardise
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 from pipeline.images import to_numpy, to_uint8
 from pipeline.tasks import build_task
 from pipeline.training.loop import resolve_device

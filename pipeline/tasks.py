@@ -141,6 +141,18 @@ class Translate(Reconstruct):
     def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
         return Batch(input=to_float(arrays["edges"][index]), target=to_float(arrays["images"][index]), label=arrays["labels"][index])
 
+    def scores(self, prediction: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+        """PSNR and SSIM, and `gradient_ratio`: the prediction's mean gradient magnitude over the truth's, per
+        image. Below 1 the output is smoother than the photo (the blur a pixel loss settles for), near 1 it has
+        as much edge and texture, whether or not in the right places (which PSNR and SSIM judge)."""
+        return {**super().scores(prediction, truth), "gradient_ratio": edge_energy(prediction) / np.maximum(edge_energy(truth), 1 / 255)}
+
+
+def edge_energy(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) in [0, 1] -> (N,) mean absolute difference between neighbouring pixels of the gray image."""
+    gray = images.mean(axis=-1)
+    return np.abs(np.diff(gray, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(gray, axis=2)).mean(axis=(1, 2))
+
 
 TASKS: dict[str, type] = {
     "reconstruct": Reconstruct,

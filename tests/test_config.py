@@ -41,12 +41,12 @@ def _with(path: str, value):
         ("experiments.ae_digits.train.epochs", "ten", "experiments.ae_digits.train.epochs: expected an integer"),
         ("experiments.ae_digits.train.epoch", 3, "experiments.ae_digits.train.epoch: unknown key; valid keys are epochs"),
         ("experiments.ae_digits.dataset", "digitz", "experiments.ae_digits.dataset: unknown dataset 'digitz'; choose one of"),
-        ("experiments.ae_digits.model", {"name": "vae"}, "experiments.ae_digits.model.name: unknown name 'vae'; choose one of conv_ae, conv_vae, dcgan, linear_ae, linear_gan, linear_vae, linear_wgan, pca, seed_conv_ae, vae_wgan, wgan_gp"),
+        ("experiments.ae_digits.model", {"name": "vae"}, "experiments.ae_digits.model.name: unknown name 'vae'; choose one of colorizer, colorizer_unet, conv_ae, conv_vae, dcgan, linear_ae, linear_gan, linear_vae, linear_wgan, pca, pix2pix, seed_conv_ae, unet, vae_wgan, wgan_gp"),
         ("experiments.vae_digits.update", {"beta": "high"}, "experiments.vae_digits.update.beta: expected a number"),
         ("experiments.pca_digits.update", {"lr": 0.1}, "experiments.pca_digits.update.lr: unknown key; valid keys are none"),
         ("experiments.ae_digits.model", {"name": "conv_ae", "latent": 3}, "experiments.ae_digits.model.latent: unknown key; valid keys are depth, "),
         ("experiments.ae_digits.model", {"name": "conv_ae", "latent_dim": 2.5}, "experiments.ae_digits.model.latent_dim: expected an integer"),
-        ("experiments.ae_digits.task", {"name": "dream"}, "experiments.ae_digits.task.name: unknown name 'dream'; choose one of denoise, generate, reconstruct"),
+        ("experiments.ae_digits.task", {"name": "dream"}, "experiments.ae_digits.task.name: unknown name 'dream'; choose one of colorize, denoise, generate, reconstruct, translate"),
         ("experiments.ae_digits.update", {"lr": "fast"}, "experiments.ae_digits.update.lr: expected a number, got 'fast'"),
         ("experiments.ae_digits.update", {"loss": "huber"}, "experiments.ae_digits.update.loss: 'huber' is not valid; choose one of mse, l1, bce"),
         ("experiments.ae_digits.study", "nope", "experiments.ae_digits.study: unknown study 'nope'"),
@@ -126,7 +126,7 @@ def test_the_readme_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_
 @pytest.mark.parametrize(
     ("task", "model", "expected"),
     [
-        ("reconstruct", {"name": "dcgan"}, "experiments.ae_digits.task.name: dcgan has no encoder to reconstruct with; use task generate"),
+        ("reconstruct", {"name": "dcgan"}, "experiments.ae_digits.task.name: dcgan maps noise to images, not images to images; use task generate"),
         ("generate", {"name": "conv_ae"}, "experiments.ae_digits.task.name: conv_ae cannot sample; use task reconstruct"),
     ],
 )
@@ -149,9 +149,11 @@ def test_the_wasserstein_constraint_and_classifier_settings_are_checked_up_front
         parse_params(_with("classifier.lr", -1.0))
     with pytest.raises(ConfigError, match=r"experiments.wgan_gp_digits.update: penalty and clip cannot be negative"):
         parse_params(_with("experiments.wgan_gp_digits.update", {"penalty": 10.0, "clip": -0.01}))
+    for reserved in ("classifiers", "comparison"):
+        raw = repo_params()
+        raw["experiments"][reserved] = raw["experiments"]["ae_digits"]
+        with pytest.raises(ConfigError, match=rf"experiments.{reserved}: the name is reserved"):
+            parse_params(raw)
     raw = repo_params()
-    raw["experiments"]["classifiers"] = raw["experiments"]["ae_digits"]
-    with pytest.raises(ConfigError, match=r"experiments.classifiers: the name is reserved"):
-        parse_params(raw)
     with pytest.raises(ConfigError, match=r"studies: 'classifiers' is reserved"):
-        parse_params({**repo_params(), "studies": ["autoencoders", "vae_gan", "classifiers"]})
+        parse_params({**raw, "studies": [*raw["studies"], "classifiers"]})

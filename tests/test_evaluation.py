@@ -48,7 +48,7 @@ def test_evaluate_scores_every_test_image_and_logs_to_the_run(tmp_path, prepared
     params = parse_params(tiny_params(task=task, train={"epochs": 6, "batch_size": 32}))
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     run = train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    summary, table = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
+    summary, table, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
     assert len(table) == summary["images"] == 60
     assert summary["psnr_mean"] == pytest.approx(table["psnr"].mean())
     target = load_split(prepared_digits / "digits", "test")["images"].astype(np.float32) / 255.0
@@ -60,7 +60,7 @@ def test_evaluate_scores_every_test_image_and_logs_to_the_run(tmp_path, prepared
         assert 10 * np.log10(1 / 0.3**2) < summary["input_psnr_mean"] < 20
     logged = MlflowClient().get_run(run["run_id"]).data.metrics
     assert logged["test/psnr_mean"] == pytest.approx(summary["psnr_mean"])
-    again, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
+    again, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
     assert again.pop("train_seconds") == summary.pop("train_seconds") == run["train_seconds"]
     assert again == summary  # fixed noise seed: evaluation is repeatable
 
@@ -94,7 +94,7 @@ def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path)
     psnr_by_count = [float(value) for _, value in rows]
     assert [int(count) for count, _ in rows] == list(range(1, 65))  # 240 training digits allow all 64
     assert all(later >= earlier - 1e-6 for earlier, later in zip(psnr_by_count, psnr_by_count[1:]))
-    summary, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
+    summary, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
     assert summary["psnr_mean"] == pytest.approx(psnr_by_count[7], abs=1e-3)  # latent_dim 8 = the 8th point
     assert 0 < summary["explained_variance_1"] < summary["explained_variance_total"] < 1
 
@@ -147,12 +147,12 @@ def test_a_generator_is_scored_by_fcd_on_fixed_samples(tmp_path, prepared_digits
     params = parse_params({**raw, "classifier": {"samples": 120}})
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    summary, table = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
+    summary, table, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
     assert "psnr_mean" not in summary and summary["fcd_samples"] == 120
     assert summary["fcd"] > floors["fcd_train"]  # two epochs of a GAN are far from the real digits
     assert list(table.columns) == ["sample", "predicted_class", "confidence"] and len(table) == 120
     assert table["confidence"].between(0.1, 1.0).all()
-    again, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
+    again, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
     assert again["fcd"] == summary["fcd"]  # the same noise every time
     model, _ = load_trained(tmp_path / "model", torch.device("cpu"))
     samples = draw_samples(model, 10, seed=0)

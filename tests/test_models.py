@@ -19,17 +19,22 @@ TINY = {
     "dcgan": {"latent_dim": 4, "width": 4},
     "wgan_gp": {"latent_dim": 4, "width": 4},
     "vae_wgan": {"latent_dim": 4, "width": 4},
+    "colorizer": {"width": 4},
+    "colorizer_unet": {"width": 4},
+    "unet": {"width": 4, "depth": 3},
+    "pix2pix": {"width": 4, "depth": 3, "critic_width": 4, "critic_layers": 2},
 }
 RECONSTRUCTING = sorted(name for name, model in MODELS.items() if hasattr(model, "encode"))
 SAMPLING = sorted(name for name, model in MODELS.items() if hasattr(model, "sample"))
+TRANSLATING = ["colorizer", "colorizer_unet", "unet", "pix2pix"]  # image to image, no latent to encode to or sample from
 
 
 def test_every_model_has_a_tiny_config():
     assert set(TINY) == set(MODELS)
 
 
-def test_every_model_reconstructs_or_samples():
-    assert set(RECONSTRUCTING) | set(SAMPLING) == set(MODELS)
+def test_every_model_reconstructs_samples_or_translates():
+    assert set(RECONSTRUCTING) | set(SAMPLING) | set(TRANSLATING) == set(MODELS)
     assert set(SAMPLING) - set(RECONSTRUCTING) == {"linear_gan", "linear_wgan", "dcgan", "wgan_gp"}
 
 
@@ -93,7 +98,7 @@ def test_linear_models_have_the_seeds_fashion_mnist_sizes():
 
 
 def test_unknown_model_lists_the_names():
-    with pytest.raises(ValueError, match="unknown model 'vae'; choose one of conv_ae, conv_vae, dcgan, linear_ae, "):
+    with pytest.raises(ValueError, match="unknown model 'vae'; choose one of colorizer, colorizer_unet, conv_ae, conv_vae, dcgan, "):
         build_model("vae")
 
 
@@ -118,3 +123,51 @@ def test_vae_samples_from_the_prior_and_uses_the_mean_in_eval_mode():
 def test_conv_ae_rejects_a_size_its_depth_cannot_halve():
     with pytest.raises(ValueError, match="image_size 30 must be divisible by 2\\*\\*depth = 4"):
         build_model("conv_ae", in_channels=1, out_channels=1, image_size=30)
+
+
+@pytest.mark.parametrize("name", TRANSLATING)
+@pytest.mark.parametrize(("in_channels", "out_channels", "size"), [(1, 2, 16), (1, 3, 24)])
+def test_translators_keep_the_size_and_their_output_range(name, in_channels, out_channels, size):
+    model = build_model(name, in_channels=in_channels, out_channels=out_channels, image_size=size, **TINY[name])
+    image = model(torch.rand(3, in_channels, size, size)).image
+    assert image.shape == (3, out_channels, size, size)
+    low, high = getattr(model, "output_range", (0.0, 1.0))
+    assert low <= image.min() and image.max() <= high
+    image.pow(2).mean().backward()
+    assert all(p.grad is not None for key, p in model.named_parameters() if not key.startswith("critic."))
+
+
+def test_colorizer_has_the_seeds_weight_count_and_outputs_signed_chroma():
+    seed = build_model("colorizer", in_channels=1, out_channels=2, image_size=256, width=64)
+    assert sum(p.numel() for p in seed.parameters()) == 6_219_410  # the seed's Keras summary
+    assert seed.output_range == (-1.0, 1.0)
+    chroma = build_model("colorizer", in_channels=1, out_channels=2, image_size=16, width=4)(torch.rand(2, 1, 16, 16)).image
+    assert chroma.min() < 0  # tanh, not a sigmoid: ab/128 is signed
+    # The seed upsamples after the tanh: every 2×2 block of the output is one prediction.
+    assert torch.equal(chroma[..., ::2, ::2], chroma[..., 1::2, 1::2])
+
+
+def test_colorizer_unet_differs_from_the_colorizer_only_by_its_skips():
+    plain = build_model("colorizer", in_channels=1, out_channels=2, image_size=32, width=8)
+    unet = build_model("colorizer_unet", in_channels=1, out_channels=2, image_size=32, width=8)
+    extra = sum(p.numel() for p in unet.parameters()) - sum(p.numel() for p in plain.parameters())
+    # Only the two decoder convolutions that receive the skips widen: 3×3 kernels over 4w and 2w more inputs.
+    assert extra == 3 * 3 * (4 * 8) * 8 + 3 * 3 * (2 * 8) * (8 // 2)
+
+
+def test_pix2pix_has_the_published_sizes_at_256_pixels():
+    model = build_model("pix2pix", in_channels=3, out_channels=3, image_size=256, depth=8)
+    # pix2pix's print_network: G (unet_256, ngf 64) 54.414 M, D (basic, ndf 64, 6 input channels) 2.769 M
+    assert sum(p.numel() for p in model.generator.parameters()) == 54_413_955
+    assert sum(p.numel() for p in model.critic.parameters()) == 2_768_705
+    assert model.critic(torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256)).shape == (1, 1, 30, 30)  # 70×70 patches
+
+
+def test_unet_joins_every_encoder_level_into_the_decoder():
+    model = build_model("unet", in_channels=1, out_channels=3, image_size=64, width=4, depth=6)
+    widths = [4, 8, 16, 32, 32, 32]  # w·min(2^level, 8)
+    ups = [next(m for m in level if isinstance(m, torch.nn.ConvTranspose2d)) for level in model.up]
+    assert [up.in_channels for up in ups] == [2 * w for w in widths[:-1]] + [widths[-1]]  # skip + decoder; the innermost alone
+    assert [up.out_channels for up in ups] == [3, *widths[:-1]]
+    dropout = [any(isinstance(m, torch.nn.Dropout) for m in level) for level in model.up]
+    assert dropout == [False, False, False, False, True, False]  # pix2pix: the 8w levels between the fourth and the innermost

@@ -73,6 +73,9 @@ def test_repro_writes_every_output_and_metrics_show_reads_them(project):
     assert (project / "reports/autoencoders/gan_tiny/samples.png").is_file()
     assert not (project / "reports/autoencoders/gan_tiny/grid.png").exists()  # nothing to reconstruct
     assert {path.name for path in (project / "plots/gan_tiny").iterdir()} >= {"loss_critic.csv", "loss_generator.csv"}
+    # The report sets the study's models side by side: the two autoencoders on the same test images, the generator alone.
+    assert sorted(p.name for p in (project / "reports/autoencoders/comparison").iterdir()) == ["digits_generate.png", "digits_reconstruct.png"]
+    assert "`comparison/digits_reconstruct.png`, rows top to bottom: input, ae_tiny, ae_other, truth" in (project / "reports/autoencoders/table.md").read_text()
 
 
 def test_a_second_repro_runs_nothing(project):
