@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import copy
 
-import yaml
-
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from skimage import color
 from typer.testing import CliRunner
 
-from pipeline.config import parse_params
+from pipeline.config import ConfigError, parse_params
 from pipeline.data.prepare import prepare_dataset
 from pipeline.data.sources import fetch
 from pipeline.data.store import load_split
 from pipeline.data.views import edges, encode_lab
-from pipeline.config import ConfigError
 from pipeline.evaluation.evaluate import evaluate_experiment
+from pipeline.evaluation.metrics import psnr
 from pipeline.images import to_numpy
 from pipeline.models import build_model
 from pipeline.report import comparisons
@@ -182,8 +181,6 @@ def test_the_edge_translator_draws_faces_from_edges(faces):
     summary, _, _ = evaluate_experiment(params, "unet_faces", **folders, classifier_dir=root / "none")
     truth = load_split(root / "prepared", "test")["images"].astype(np.float32) / 255.0
     mean_face = np.broadcast_to(truth.mean(axis=0), truth.shape)  # the best a model ignoring its input could do
-    from pipeline.evaluation.metrics import psnr
-
     assert summary["psnr_mean"] > psnr(mean_face, truth).mean()
 
 
