@@ -157,3 +157,13 @@ def test_the_wasserstein_constraint_and_classifier_settings_are_checked_up_front
     raw = repo_params()
     with pytest.raises(ConfigError, match=r"studies: 'classifiers' is reserved"):
         parse_params({**raw, "studies": [*raw["studies"], "classifiers"]})
+
+
+def test_the_readme_block_for_other_photographs_parses_and_builds_at_full_size():
+    block = _readme_blocks("#### On other photographs")
+    assert len(block) == 1 and set(block[0]["datasets"]) == {"lego", "celeba"}
+    raw = copy.deepcopy(repo_params())
+    raw["datasets"].update(block[0]["datasets"])
+    raw["experiments"].update(block[0]["experiments"])
+    params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+    assert params.dataset("lego").image_size == 256 and params.experiment("pix2pix_lego").model.args["depth"] == 8
