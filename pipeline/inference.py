@@ -48,6 +48,10 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
     result = to_uint8(to_numpy(output))[0]  # (S, S, C)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.name}.partial")
-    Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result).save(partial, format=FORMATS[out_path.suffix.lower()])
+    try:
+        Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result).save(partial, format=FORMATS[out_path.suffix.lower()])
+    except BaseException:
+        partial.unlink(missing_ok=True)  # nothing half-written stays behind
+        raise
     os.replace(partial, out_path)
     return result
