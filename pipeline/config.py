@@ -6,11 +6,12 @@ and, for a choice, the valid values, so a stage can print it as one line and exi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ class ConfigError(AeganError):
     """params.yaml is missing, malformed, or holds an unknown key or a bad value."""
 
 
-MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size")  # filled from the task and dataset, not params
+MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size", "condition_channels")  # filled from the task and dataset, not params
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class RenderConfig:
     columns: int = 8  # images per row in comparison grids
     frames: int = 16  # images per latent interpolation strip
     interpolation_pairs: tuple[tuple[int, int], ...] = ((0, 1), (4, 9), (10, 19))  # test-split indices
+    transfer_targets: tuple[int, ...] = (5, 4)  # labels the first columns² test images are decoded with, as the seed's figures
 
 
 @dataclass(frozen=True)
@@ -262,9 +264,17 @@ def _cross_check(params: Params) -> Params:
         model_args = check_kwargs(model, experiment.model.args, f"{where}.model", provided=MODEL_SHAPE_KEYS)
         # Build both once, weightless, so that a value only the constructor can judge (an image size the
         # model's depth cannot halve) fails here in one line rather than in the middle of a stage.
-        shape = _try(lambda: task(**task_args), f"{where}.task").model_shape(params.datasets[experiment.dataset])
+        task_instance = _try(lambda: task(**task_args), f"{where}.task")
+        shape = task_instance.model_shape(params.datasets[experiment.dataset])
+        wanted, given = getattr(task_instance, "conditioned_on", None), getattr(model, "conditioned_on", None)
+        if wanted != given:
+            conditional = sorted(n for n, m in MODELS.items() if getattr(m, "conditioned_on", None) == wanted)
+            if wanted is None:
+                raise ConfigError(f"{where}.task.name: {experiment.model.name} reads a {given} condition; use task transfer")
+            reads = f"reads a {given} condition" if given else "reads no condition"
+            raise ConfigError(f"{where}.model.name: {experiment.model.name} {reads}; a {wanted} condition needs one of {', '.join(conditional)}")
         update_args = check_kwargs(update_rule_for(model), experiment.update, f"{where}.update")
-        with torch.device("meta"):
+        with torch.device("meta"), _without_dynamo():
             instance = _try(lambda: model(**shape, **model_args), f"{where}.model")
             _try(lambda: update_rule_for(model)(instance, **update_args), f"{where}.update")  # e.g. penalty and clip both 0
         if task.reconstructs and issubclass(model, PriorSampler) and not hasattr(model, "encode"):
@@ -292,6 +302,8 @@ def _cross_check(params: Params) -> Params:
             raise ConfigError(f"classifier.{key}: must be at least {2 if key == 'samples' else 1}")
     if params.render.columns < 1 or params.render.frames < 2:
         raise ConfigError("render: columns must be at least 1 and frames at least 2")
+    if any(target < 0 for target in params.render.transfer_targets):
+        raise ConfigError(f"render.transfer_targets: labels cannot be negative, got {list(params.render.transfer_targets)}")
     for study in params.studies:
         if study == "classifiers":  # metrics/classifiers/ holds the classifiers' metrics
             raise ConfigError("studies: 'classifiers' is reserved for the classifier stage's outputs; choose another name")
@@ -300,6 +312,22 @@ def _cross_check(params: Params) -> Params:
     return dataclasses.replace(
         params, datasets=types.MappingProxyType(datasets), experiments=types.MappingProxyType(experiments)
     )
+
+
+@contextlib.contextmanager
+def _without_dynamo() -> Iterator[None]:
+    """Build optimizers without importing torch._dynamo. torch wraps `Optimizer.add_param_group` so that its
+    first call imports the compiler (a second of start-up in every stage); the config check only builds
+    optimizers to let them judge their settings (a negative lr, betas out of range), which the unwrapped
+    method does just the same."""
+    import torch
+
+    wrapped = torch.optim.Optimizer.add_param_group
+    torch.optim.Optimizer.add_param_group = getattr(wrapped, "__wrapped__", wrapped)
+    try:
+        yield
+    finally:
+        torch.optim.Optimizer.add_param_group = wrapped
 
 
 def _try(build: Callable[[], Any], where: str) -> Any:

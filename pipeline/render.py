@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from pipeline import tracking
 from pipeline.config import Params
 from pipeline.errors import DataError
-from pipeline.evaluation.evaluate import draw_samples, predict_split
+from pipeline.evaluation.evaluate import Predictions, draw_samples, predict_split
 from pipeline.evaluation.metrics import psnr
 from pipeline.files import staged_dir
 from pipeline.images import to_numpy
@@ -70,8 +70,8 @@ def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_di
     """Write the experiment's figures to out_dir and attach them to the model's MLflow run.
 
     Every model that reconstructs gets grid.png (test inputs over outputs); models that can sample get
-    samples.png (fixed noise); models with an encoder get interpolation.png; PCA gets eigenimages.png and
-    psnr_by_components.csv.
+    samples.png (fixed noise); models with an encoder get interpolation.png, conditional ones their transfer
+    figures instead (see `transfer_figures`); PCA gets eigenimages.png and psnr_by_components.csv.
     """
     columns = params.render.columns
     predicted = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
@@ -89,7 +89,10 @@ def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_di
             save_png(grid([to_numpy(images[:1]), to_numpy(images[1 : 1 + columns]), to_numpy(images[1 + columns :])]),
                      staging / "eigenimages.png")  # fmt: skip
             (staging / "psnr_by_components.csv").write_text(component_curve(model, predicted.batches))
-        if hasattr(model, "encode") and predicted.batches:
+        if hasattr(predicted.task, "conditioned_on"):
+            for figure, rows in transfer_figures(predicted, params.render.transfer_targets, columns).items():
+                save_png(grid(rows), staging / f"{figure}.png")
+        elif hasattr(model, "encode") and predicted.batches:
             test = torch.cat([b.input for b in predicted.batches])
             strips = [interpolate(model, test, pair, params.render.frames, name) for pair in params.render.interpolation_pairs]
             save_png(grid([to_numpy(strip) for strip in strips]), staging / "interpolation.png")
@@ -98,6 +101,50 @@ def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_di
     for path in paths:
         tracked.log_artifact(path, "figures")
     return paths
+
+
+@torch.no_grad()
+def transfer_figures(predicted: Predictions, targets: tuple[int, ...], columns: int) -> dict[str, list[np.ndarray]]:
+    """A conditional model's transfers, each figure as rows of images.
+
+    Label condition: `transfer_to_<k>`, the first columns² test images (left) and each decoded with label k
+    (right); `transfer_table`, the first test image of each label (first column) decoded with every label.
+    Image condition: `transfer`, in blocks of four rows: the image whose latent is kept, the image whose
+    condition is given, that condition, and the decoding of the one with the other.
+    """
+    task, model = predicted.task, predicted.model
+    test = torch.cat([b.input for b in predicted.batches])  # (N, C, H, W)
+    labels = torch.cat([b.label for b in predicted.batches])
+    conditions = torch.cat([b.condition for b in predicted.batches])
+    z = torch.cat([task.latent(model, b) for b in predicted.batches])
+    if task.conditioned_on == "image":
+        rows = []
+        for start in range(0, min(len(test), 4 * columns), columns):
+            kept = torch.arange(start, min(start + columns, len(test)))
+            given = kept.roll(1)  # each image gets its neighbour's condition
+            result = model.decode(z[kept], conditions[given])
+            rows += [to_numpy(test[kept]), to_numpy(test[given]), to_numpy(conditions[given]), to_numpy(result)]
+        return {"transfer": rows}
+    figures = {}
+    shown = min(len(test), columns * columns)
+    blank = np.ones((1, *to_numpy(test[:1]).shape[1:]), np.float32)
+    for target in targets:
+        if target >= task.classes:
+            raise DataError(f"render.transfer_targets: {target} is not a label of this {task.classes}-class task; pick 0 to {task.classes - 1}")
+        condition = task.conditions(predicted.test, torch.arange(shown), torch.full((shown,), target, device=labels.device))
+        result = to_numpy(model.decode(z[:shown], condition))
+        source = to_numpy(test[:shown])
+        figures[f"transfer_to_{target}"] = [np.concatenate([source[r : r + columns], blank, result[r : r + columns]])
+                                            for r in range(0, shown, columns)]  # fmt: skip
+    firsts = [int(torch.nonzero(labels == k)[0]) for k in range(task.classes) if bool((labels == k).any())]
+    table = []
+    for index in firsts:
+        every = torch.arange(task.classes, device=labels.device)
+        condition = task.conditions(predicted.test, torch.full_like(every, index), every)
+        decoded = model.decode(z[index].expand(task.classes, -1), condition)
+        table.append(np.concatenate([to_numpy(test[index : index + 1]), blank, to_numpy(decoded)]))
+    figures["transfer_table"] = table
+    return figures
 
 
 @torch.no_grad()

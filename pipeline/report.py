@@ -94,6 +94,9 @@ def to_markdown(table: pd.DataFrame, title: str, figures: dict[str, list[str]] |
         shown[score] = [f"{m:.4g} ± {s:.2g}" if pd.notna(m) else "" for m, s in zip(mean, spread)]
     if "explained_variance_total" in table:
         shown["explained variance"] = [f"{v:.3f}" if pd.notna(v) else "" for v in table["explained_variance_total"]]
+    if "label_probe_accuracy" in table:  # a linear classifier reading the label off the latent; chance beside it
+        shown["label probe"] = [f"{a:.3f} (chance {c:.3f})" if pd.notna(a) else ""
+                                for a, c in zip(table["label_probe_accuracy"], table["label_probe_chance"])]  # fmt: skip
     if "fcd" in table:
         shown["FCD"] = [f"{v:.3g}" if pd.notna(v) else "" for v in table["fcd"]]
     if "train_seconds" in table:

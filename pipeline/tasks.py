@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ class Batch(NamedTuple):
     input: Tensor  # (B, C_in, H, W) float, what the model reads
     target: Tensor | None  # (B, C_out, H, W) float in [0, 1]; None where training must not see it
     label: Tensor  # (B,) int64, -1 when the dataset is unlabelled
+    condition: Tensor | None = None  # what a conditional model reads besides the input: (B, classes) or (B, c, H, W)
 
 
 class Reconstruct:
@@ -45,9 +46,16 @@ class Reconstruct:
         """The batch for images someone hands in (`aegan apply`), the views derived from them as prepare does."""
         return self.batch(arrays, index, torch.Generator(index.device).manual_seed(0))
 
+    def check(self, arrays: Mapping[str, Tensor], folder: Path) -> None:
+        """Raise DataError when the loaded split cannot serve this task."""
+
     def predict(self, model: nn.Module, batch: Batch) -> Tensor:
         """The image evaluation scores: (B, C, H, W) in [0, 1]."""
         return model(batch.input).image
+
+    def latent(self, model: nn.Module, batch: Batch) -> Tensor:
+        """The model's code for each input: (B, …) as its `encode` gives it."""
+        return model.encode(batch.input)
 
     def truth(self, batch: Batch) -> Tensor:
         """The image a prediction is scored against: (B, C, H, W) in [0, 1]."""
@@ -148,6 +156,55 @@ class Translate(Reconstruct):
         return {**super().scores(prediction, truth), "gradient_ratio": edge_energy(prediction) / np.maximum(edge_energy(truth), 1 / 255)}
 
 
+class Transfer(Reconstruct):
+    """(x, condition) -> x, for a model that reads the condition in its encoder and its decoder. Evaluation
+    scores the reconstruction with the image's own condition; transferring is decoding with another one.
+
+    `condition: label` hands in the one-hot class (B, classes); `gray` and `edges` hand in that view of the
+    image itself (B, 1, H, W).
+    """
+
+    def __init__(self, *, condition: Literal["label", "gray", "edges"] = "label", classes: int = 10) -> None:
+        if classes < 2:
+            raise ValueError(f"classes must be at least 2, got {classes}")
+        self.condition, self.classes = condition, classes
+        self.conditioned_on = "label" if condition == "label" else "image"
+        self.views = ("images",) if condition == "label" else ("images", condition)
+
+    def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
+        return {**super().model_shape(dataset), "condition_channels": self.classes if self.condition == "label" else 1}
+
+    def check(self, arrays: Mapping[str, Tensor], folder: Path) -> None:
+        if self.condition != "label":
+            return
+        labels = arrays["labels"]
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.classes):
+            found = "has no labels" if int(labels.min()) < 0 else f"has labels up to {int(labels.max())}"
+            raise DataError(f"{folder} {found}; a label condition needs labels 0 to {self.classes - 1} "
+                            "(set task.classes, or condition gray or edges)")  # fmt: skip
+
+    def conditions(self, arrays: Mapping[str, Tensor], index: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The conditions of images `index`, or, for a label condition, of `labels` instead of their own."""
+        if self.condition == "label":
+            return nn.functional.one_hot(arrays["labels"][index] if labels is None else labels, self.classes).float()
+        return to_float(arrays[self.condition][index])
+
+    def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        images = to_float(arrays["images"][index])
+        return Batch(input=images, target=images, label=arrays["labels"][index], condition=self.conditions(arrays, index))
+
+    def given(self, arrays: Mapping[str, Tensor], index: Tensor) -> Batch:
+        if self.condition == "label":
+            raise DataError("a label-conditioned model needs each image's class, which a file does not carry")
+        return super().given(arrays, index)
+
+    def predict(self, model: nn.Module, batch: Batch) -> Tensor:
+        return model(batch.input, batch.condition).image
+
+    def latent(self, model: nn.Module, batch: Batch) -> Tensor:
+        return model.encode(batch.input, batch.condition)
+
+
 def edge_energy(images: np.ndarray) -> np.ndarray:
     """(N, H, W, C) in [0, 1] -> (N,) mean absolute difference between neighbouring pixels of the gray image."""
     gray = images.mean(axis=-1)
@@ -160,6 +217,7 @@ TASKS: dict[str, type] = {
     "generate": Generate,
     "colorize": Colorize,
     "translate": Translate,
+    "transfer": Transfer,
 }
 
 
@@ -176,4 +234,6 @@ def load_tensors(folder: Path, split: str, task: Reconstruct, device: torch.devi
     missing = [view for view in task.views if view not in arrays]
     if missing:
         raise DataError(f"{folder} has no {', '.join(missing)} view; add it to the dataset's `views` or `forward`")
-    return {name: torch.from_numpy(np.array(arrays[name])).to(device) for name in (*task.views, "labels")}
+    tensors = {name: torch.from_numpy(np.array(arrays[name])).to(device) for name in (*task.views, "labels")}
+    task.check(tensors, folder)
+    return tensors

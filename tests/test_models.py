@@ -23,8 +23,11 @@ TINY = {
     "colorizer_unet": {"width": 4},
     "unet": {"width": 4, "depth": 3},
     "pix2pix": {"width": 4, "depth": 3, "critic_width": 4, "critic_layers": 2},
+    "conditional_aegan": {"latent_dim": 4, "width": 4, "critic_width": 4, "condition_width": 2},
+    "image_conditional_aegan": {"latent_dim": 4, "width": 4, "critic_width": 4, "condition_width": 2},
 }
-RECONSTRUCTING = sorted(name for name, model in MODELS.items() if hasattr(model, "encode"))
+CONDITIONAL = sorted(name for name, model in MODELS.items() if hasattr(model, "conditioned_on"))
+RECONSTRUCTING = sorted(name for name, model in MODELS.items() if hasattr(model, "encode") and name not in CONDITIONAL)
 SAMPLING = sorted(name for name, model in MODELS.items() if hasattr(model, "sample"))
 TRANSLATING = ["colorizer", "colorizer_unet", "unet", "pix2pix"]  # image to image, no latent to encode to or sample from
 
@@ -34,7 +37,7 @@ def test_every_model_has_a_tiny_config():
 
 
 def test_every_model_reconstructs_samples_or_translates():
-    assert set(RECONSTRUCTING) | set(SAMPLING) | set(TRANSLATING) == set(MODELS)
+    assert set(RECONSTRUCTING) | set(SAMPLING) | set(TRANSLATING) | set(CONDITIONAL) == set(MODELS)
     assert set(SAMPLING) - set(RECONSTRUCTING) == {"linear_gan", "linear_wgan", "dcgan", "wgan_gp"}
 
 
@@ -98,7 +101,7 @@ def test_linear_models_have_the_seeds_fashion_mnist_sizes():
 
 
 def test_unknown_model_lists_the_names():
-    with pytest.raises(ValueError, match="unknown model 'vae'; choose one of colorizer, colorizer_unet, conv_ae, conv_vae, dcgan, "):
+    with pytest.raises(ValueError, match="unknown model 'vae'; choose one of colorizer, colorizer_unet, conditional_aegan, conv_ae, conv_vae, "):
         build_model("vae")
 
 
@@ -171,3 +174,50 @@ def test_unet_joins_every_encoder_level_into_the_decoder():
     assert [up.out_channels for up in ups] == [3, *widths[:-1]]
     dropout = [any(isinstance(m, torch.nn.Dropout) for m in level) for level in model.up]
     assert dropout == [False, False, False, False, True, False]  # pix2pix: the 8w levels between the fourth and the innermost
+
+
+def conditional(name, channels=1, size=28, classes=10):
+    condition_channels = classes if name == "conditional_aegan" else 1
+    model = build_model(name, in_channels=channels, out_channels=channels, image_size=size,
+                        condition_channels=condition_channels, **TINY[name])  # fmt: skip
+    condition = torch.eye(classes)[torch.arange(5) % classes] if name == "conditional_aegan" else torch.rand(5, 1, size, size)
+    return model, condition
+
+
+@pytest.mark.parametrize(("name", "channels", "size"), [("conditional_aegan", 1, 28), ("image_conditional_aegan", 3, 32),
+                                                        ("image_conditional_aegan", 1, 16)])  # fmt: skip
+def test_conditional_models_encode_decode_and_judge_with_the_condition(name, channels, size):
+    model, condition = conditional(name, channels, size)
+    x = torch.rand(5, channels, size, size)
+    output = model(x, condition)
+    assert output.image.shape == x.shape and output.latent.shape == (5, 4)
+    assert 0.0 <= output.image.min() and output.image.max() <= 1.0
+    assert model.critic(x, condition).shape == (5,)
+    other = condition.roll(1, 0)  # (train mode: untrained batch norms in eval mode flatten tiny N(0, 0.02) signals)
+    # The decoder reads the condition: the same latent with another condition decodes to another image.
+    assert not torch.allclose(model.decode(output.latent, condition), model.decode(output.latent, other))
+    assert not torch.allclose(model.encode(x, condition), model.encode(x, other))
+
+
+def test_label_model_has_the_seeds_layers():
+    model = build_model("conditional_aegan", in_channels=1, out_channels=1, image_size=28, condition_channels=10)
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+    # Counted from the seed's layer list (nc 1, ngf 32, ndf 32, ncondf 12, nhd 16), weights, biases, batch norms:
+    # condition ConvT 10→24 k6 (+bias), BN 24, ConvT 24→12 k4 (+bias); image Conv 1→128 k3; BN 140; Conv 140→64 k3;
+    # BN 64; Conv 64→32 k3; BN 32; Conv 32→16 k4 (+bias).
+    encoder = (10 * 24 * 36 + 24) + 48 + (24 * 12 * 16 + 12) + 128 * 9 + 280 + 140 * 64 * 9 + 128 + 64 * 32 * 9 + 64 + (32 * 16 * 16 + 16)
+    assert count(model.encoder) == encoder
+    # critic: ConvT 10→32 k4; Conv 1→32 k4; Conv 32→64 k4, BN; Conv 64→96 k3; BN 128; Conv 128→256 k3, BN;
+    # Conv 256→64 k3, BN; Conv 64→1 k4. No biases.
+    critic = 10 * 32 * 16 + 32 * 16 + 32 * 64 * 16 + 128 + 64 * 96 * 9 + 256 + 128 * 256 * 9 + 512 + 256 * 64 * 9 + 128 + 64 * 16
+    assert count(model.critic) == critic
+    x = torch.rand(2, 1, 28, 28)
+    assert model.decode(model.encode(x, torch.eye(10)[:2]), torch.eye(10)[:2]).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="built for 28×28 images, not 32"):
+        build_model("conditional_aegan", in_channels=1, out_channels=1, image_size=32, condition_channels=10)
+
+
+def test_image_conditional_model_rejects_sizes_it_cannot_halve_to_four():
+    with pytest.raises(ValueError, match="4 times a power of two"):
+        build_model("image_conditional_aegan", in_channels=3, out_channels=3, image_size=48, condition_channels=1)

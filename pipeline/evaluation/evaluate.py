@@ -13,6 +13,7 @@ from pipeline import tracking
 from pipeline.config import Params
 from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.frechet import frechet_distance
+from pipeline.evaluation.latent import label_probe, transfer_accuracy
 from pipeline.evaluation.metrics import summarise
 from pipeline.images import to_numpy, to_uint8
 from pipeline.tasks import Batch, Reconstruct, build_task, load_tensors
@@ -68,7 +69,9 @@ def evaluate_experiment(
     and the colour error for colourisation), and of the raw input and a non-learned baseline where the
     task has them. A model that samples gets the Fréchet distance between `classifier.samples` samples
     (fixed seed) and the test images in the features of the dataset's classifier (FCD), when the dataset
-    is labelled. The summary also goes to the model's MLflow run as `test/<score>`. The preview holds the
+    is labelled. A model with an encoder on a labelled dataset gets a linear probe of the label on its
+    latent; a label-conditioned model also gets its transfer accuracy: the classifier's verdict on every
+    test image decoded with every label. The summary also goes to the model's MLflow run as `test/<score>`. The preview holds the
     first `render.columns` images, which the study report sets side by side with other models'.
     """
     task, model, batches, predictions, run, test = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
@@ -92,8 +95,18 @@ def evaluate_experiment(
         summary |= model.scores()
     if not task.reconstructs:
         preview = {"samples": to_numpy(draw_samples(model, count, params.base.seed))}
-    classifier = load_classifier(classifier_dir, next(model.parameters()).device) if hasattr(model, "sample") else None
-    if classifier is not None:
+    transfers = getattr(task, "conditioned_on", None) == "label"
+    wants_classifier = hasattr(model, "sample") or transfers
+    device = test["labels"].device
+    classifier = load_classifier(classifier_dir, device) if wants_classifier else None
+    if transfers and classifier is not None:
+        reached, per_target = transfer_accuracy(task, model, batches, classifier)
+        table["transfer_accuracy"] = reached
+        summary |= {**summarise({"transfer_accuracy": reached}), **per_target}
+    if task.reconstructs and hasattr(model, "encode"):
+        train = load_tensors(prepared_dir, "train", task, device)
+        summary |= label_probe(task, model, train, batches, params.base.seed)
+    if classifier is not None and hasattr(model, "sample"):
         _, real = classify(classifier, test["images"])
         logits, generated = classify(classifier, draw_samples(model, params.classifier.samples, params.base.seed))
         summary |= {"fcd": frechet_distance(generated, real), "fcd_samples": len(generated)}

@@ -8,6 +8,7 @@ from torch import nn
 
 from pipeline.models.autoencoder import ConvAutoencoder, SeedConvAutoencoder
 from pipeline.models.colorizer import Colorizer, ColorizerUNet
+from pipeline.models.conditional import ImageConditionalAEGAN, LabelConditionalAEGAN
 from pipeline.models.gan import DCGAN, LinearGAN, LinearWGAN, WassersteinDCGAN
 from pipeline.models.linear import LinearAutoencoder, LinearVAE
 from pipeline.models.pca import PrincipalComponents
@@ -31,6 +32,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "colorizer_unet": ColorizerUNet,
     "unet": UNet,
     "pix2pix": Pix2Pix,
+    "conditional_aegan": LabelConditionalAEGAN,
+    "image_conditional_aegan": ImageConditionalAEGAN,
 }
 
 

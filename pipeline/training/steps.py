@@ -4,6 +4,8 @@ returns its losses as detached tensors; the loop knows nothing of what is inside
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +37,17 @@ def variational_terms(output: Any, target: Tensor, loss: str) -> tuple[Tensor, T
     reconstruction = pixel_loss(loss, output.image, target, reduction="sum") / count
     mean, logvar = output.mean.float(), output.logvar.float()
     return reconstruction, -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Leave `module`'s weight gradients uncomputed (the critic during a generator step): the critic's own
+    step would discard them, and skipping them saves a tenth of a GAN step. Input gradients still flow."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
 
 
 class UpdateRule:
@@ -150,9 +163,10 @@ class AdversarialUpdate(UpdateRule):
             (gradient,) = torch.autograd.grad(real_score.sum(), real, create_graph=True)
             loss_critic = loss_critic + self.penalty / 2 * gradient.flatten(1).pow(2).sum(1).mean()
         step(self.optimizer_critic, loss_critic)
-        score = self.model.critic(self.model.generator(noise(self.model, len(real), real.device))).float()
-        loss_generator = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
-        step(self.optimizer_generator, loss_generator)
+        with frozen(self.model.critic):
+            score = self.model.critic(self.model.generator(noise(self.model, len(real), real.device))).float()
+            loss_generator = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+            step(self.optimizer_generator, loss_generator)
         return {
             "loss_critic": loss_critic.detach(), "loss_generator": loss_generator.detach(),
             "real_probability": real_score.detach().sigmoid().mean(), "fake_probability": fake_score.detach().sigmoid().mean(),
@@ -221,8 +235,9 @@ class WassersteinUpdate(UpdateRule):
         loss_critic, distance = self.critic_step(real, fake)
         if self.calls % self.critic_steps == 0:
             fake = self.model.generator(noise(self.model, len(real), real.device))
-            loss = -self.model.critic(fake).float().mean()
-            step(self.optimizer_generator, loss)
+            with frozen(self.model.critic):
+                loss = -self.model.critic(fake).float().mean()
+                step(self.optimizer_generator, loss)
             self.generator_losses = {"loss_generator": loss.detach()}
         self.calls += 1
         return {"loss_critic": loss_critic, "wasserstein": distance, **self.generator_losses}
@@ -281,13 +296,14 @@ class VAEWassersteinUpdate(WassersteinUpdate):
         loss_critic, distance = self.critic_step(real, fake)
         if generator_turn:
             reconstruction, kl = variational_terms(output, batch.target, self.loss)
-            adversarial = -0.5 * (self.model.critic(output.image).float().mean() + self.model.critic(prior).float().mean())
-            loss = reconstruction + self.beta * kl + self.adversarial_weight * adversarial
-            if self.feature_weight:
-                critic_features = self.model.critic.features
-                similarity = (critic_features(output.image) - critic_features(real).detach()).float().pow(2).sum() / count
-                loss = loss + self.feature_weight * similarity
-            step(self.optimizer_generator, loss)
+            with frozen(self.model.critic):
+                adversarial = -0.5 * (self.model.critic(output.image).float().mean() + self.model.critic(prior).float().mean())
+                loss = reconstruction + self.beta * kl + self.adversarial_weight * adversarial
+                if self.feature_weight:
+                    critic_features = self.model.critic.features
+                    similarity = (critic_features(output.image) - critic_features(real).detach()).float().pow(2).sum() / count
+                    loss = loss + self.feature_weight * similarity
+                step(self.optimizer_generator, loss)
             parts = {"loss_generator": loss, "reconstruction": reconstruction, "kl": kl, "adversarial": adversarial}
             self.generator_losses = {name: value.detach() for name, value in parts.items()}
         self.calls += 1
@@ -323,11 +339,64 @@ class ConditionalAdversarialUpdate(UpdateRule):
             + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
         )
         step(self.optimizer_critic, loss_critic)
-        score = self.model.critic(condition, fake).float()
-        adversarial = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
-        l1 = pixel_loss("l1", fake, target)
-        step(self.optimizer_generator, adversarial + self.l1_weight * l1)
+        with frozen(self.model.critic):
+            score = self.model.critic(condition, fake).float()
+            adversarial = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+            l1 = pixel_loss("l1", fake, target)
+            step(self.optimizer_generator, adversarial + self.l1_weight * l1)
         return {"loss_critic": loss_critic.detach(), "adversarial": adversarial.detach(), "l1": l1.detach()}
+
+
+class ConditionalAEGANUpdate(UpdateRule):
+    """The seed's three updates per batch, each with its own Adam (lr 1e-4, betas (0.5, 0.999)):
+
+    1. critic: cross-entropy of critic(x, c) towards real and of critic(decoder(z, c), c) towards fake, with
+       z ~ N(0, I) and c the batch's own conditions;
+    2. decoder alone: the same fakes, cross-entropy towards real. Prior noise carries nothing about c, so
+       the only way to fool a conditional critic is to draw what c says: this is what makes the decoder
+       obey its condition;
+    3. encoder and decoder: `reconstruction_weight`·MSE(decoder(encoder(x, c), c), x) +
+       `center_weight`·mean z² (the seed: 1 and 0.001), which keeps the latent near the prior the decoder
+       is trained on in step 2.
+    """
+
+    def __init__(
+        self, model: nn.Module, *, lr: float = 1e-4, betas: tuple[float, float] = (0.5, 0.999),
+        reconstruction_weight: float = 1.0, center_weight: float = 1e-3,
+    ) -> None:  # fmt: skip
+        if reconstruction_weight <= 0 or center_weight < 0:
+            raise ValueError(f"reconstruction_weight must be above 0 and center_weight 0 or above "
+                             f"(got {reconstruction_weight}, {center_weight})")  # fmt: skip
+        self.model = model
+        self.reconstruction_weight, self.center_weight = reconstruction_weight, center_weight
+        self.optimizer_critic = torch.optim.Adam(model.critic.parameters(), lr=lr, betas=betas)
+        self.optimizer_decoder = torch.optim.Adam(model.decoder.parameters(), lr=lr, betas=betas)
+        autoencoder = [*model.encoder.parameters(), *model.decoder.parameters()]
+        self.optimizer_autoencoder = torch.optim.Adam(autoencoder, lr=lr, betas=betas)
+        self.optimizers = {"critic": self.optimizer_critic, "decoder": self.optimizer_decoder, "autoencoder": self.optimizer_autoencoder}
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        real, condition = batch.input, batch.condition
+        fake = self.model.decode(noise(self.model, len(real), real.device), condition)
+        real_score = self.model.critic(real, condition).float()
+        fake_score = self.model.critic(fake.detach(), condition).float()
+        loss_critic = (
+            F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score))
+            + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
+        )
+        step(self.optimizer_critic, loss_critic)
+        with frozen(self.model.critic):
+            score = self.model.critic(fake, condition).float()
+            loss_generator = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+            step(self.optimizer_decoder, loss_generator)
+        z = self.model.encode(real, condition)
+        reconstruction = pixel_loss("mse", self.model.decode(z, condition), batch.target)
+        center = z.float().pow(2).mean()
+        step(self.optimizer_autoencoder, self.reconstruction_weight * reconstruction + self.center_weight * center)
+        return {
+            "loss_critic": loss_critic.detach(), "loss_generator": loss_generator.detach(),
+            "reconstruction": reconstruction.detach(), "center": center.detach(),
+        }  # fmt: skip
 
 
 class ClassificationUpdate(UpdateRule):
@@ -385,6 +454,7 @@ UPDATE_RULES: dict[str, type] = {
     "wasserstein": WassersteinUpdate,
     "vae_wasserstein": VAEWassersteinUpdate,
     "conditional_adversarial": ConditionalAdversarialUpdate,
+    "conditional_aegan": ConditionalAEGANUpdate,
     "classification": ClassificationUpdate,
 }
 

@@ -1,0 +1,78 @@
+"""What a latent holds and what decoding it with another condition gives: the linear label probe and the
+transfer accuracy that test the feature-subtraction hypothesis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pipeline.evaluation.classifier import classify
+from pipeline.models.classifier import Classifier
+from pipeline.tasks import Batch, Reconstruct, Transfer
+
+BATCH = 256
+
+
+@torch.no_grad()
+def latents(task: Reconstruct, model: nn.Module, batches: list[Batch]) -> np.ndarray | None:
+    """(N, latent_dim) codes of the batches' inputs, or None when the model's code is not a flat vector."""
+    codes = [task.latent(model, batch).float() for batch in batches]
+    if codes[0].dim() != 2:  # e.g. the seed port's feature map: no vector to probe
+        return None
+    return torch.cat(codes).cpu().numpy()
+
+
+def label_probe(
+    task: Reconstruct, model: nn.Module, train: Mapping[str, Tensor], test_batches: list[Batch], seed: int
+) -> dict[str, float]:
+    """Accuracy of a linear classifier predicting each test image's label from its latent, fitted on the
+    training split's latents (standardised, multinomial logistic regression), and the share of the test
+    split's most common label, which is what a probe that learned nothing scores.
+
+    Empty when the dataset is unlabelled or the model's code is not a vector.
+    """
+    from sklearn.linear_model import LogisticRegression  # imported here: scikit-learn costs half a second
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_labels = train["labels"].cpu().numpy()
+    test_labels = torch.cat([batch.label for batch in test_batches]).cpu().numpy()
+    if train_labels.min() < 0 or len(np.unique(train_labels)) < 2:
+        return {}
+    generator = torch.Generator(train["labels"].device).manual_seed(seed)
+    count = len(train_labels)
+    train_batches = [task.batch(train, torch.arange(s, min(s + BATCH, count), device=train["labels"].device), generator)
+                     for s in range(0, count, BATCH)]  # fmt: skip
+    train_codes, test_codes = latents(task, model, train_batches), latents(task, model, test_batches)
+    if train_codes is None:
+        return {}
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(train_codes, train_labels)
+    return {
+        "label_probe_accuracy": float((probe.predict(test_codes) == test_labels).mean()),
+        "label_probe_chance": float(np.bincount(test_labels).max() / len(test_labels)),
+    }
+
+
+@torch.no_grad()
+def transfer_accuracy(task: Transfer, model: nn.Module, batches: list[Batch], classifier: Classifier) -> tuple[np.ndarray, dict[str, float]]:
+    """Encode every test image with its own label, decode it with each label in turn, and ask the classifier
+    whether it sees that label.
+
+    Returns the share of targets each image reached, (N,), and the accuracy per target label,
+    {"transfer_accuracy_to_<k>": …}.
+    """
+    hits = []  # per batch: (B, classes) bool, image i decoded as label k was classified as k
+    for batch in batches:
+        z = model.encode(batch.input, batch.condition)
+        row = []
+        for target in range(task.classes):
+            labels = torch.full_like(batch.label, target)
+            decoded = model.decode(z, nn.functional.one_hot(labels, task.classes).float())
+            logits, _ = classify(classifier, decoded)
+            row.append(logits.argmax(1) == target)
+        hits.append(np.stack(row, axis=1))
+    table = np.concatenate(hits)  # (N, classes)
+    return table.mean(axis=1), {f"transfer_accuracy_to_{k}": float(table[:, k].mean()) for k in range(task.classes)}
