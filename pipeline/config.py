@@ -270,9 +270,9 @@ def _cross_check(params: Params) -> Params:
         if wanted != given:
             conditional = sorted(n for n, m in MODELS.items() if getattr(m, "conditioned_on", None) == wanted)
             if wanted is None:
-                raise ConfigError(f"{where}.task.name: {experiment.model.name} reads a {given} condition; use task transfer")
-            reads = f"reads a {given} condition" if given else "reads no condition"
-            raise ConfigError(f"{where}.model.name: {experiment.model.name} {reads}; a {wanted} condition needs one of {', '.join(conditional)}")
+                raise ConfigError(f"{where}.task.name: {experiment.model.name} is conditioned on {given}s; use task transfer")
+            reads = f"is conditioned on {given}s" if given else "reads no condition"
+            raise ConfigError(f"{where}.model.name: {experiment.model.name} {reads}; {wanted} conditions need one of {', '.join(conditional)}")
         update_args = check_kwargs(update_rule_for(model), experiment.update, f"{where}.update")
         with torch.device("meta"), _without_dynamo():
             instance = _try(lambda: model(**shape, **model_args), f"{where}.model")

@@ -58,3 +58,14 @@ def prepared_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fetch("digits", config, root / "raw" / "digits", root / "downloads")
     prepare_dataset("digits", config, root / "raw" / "digits", root / "prepared" / "digits", seed=0)
     return root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def digit_classifier(prepared_digits, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The classifier of `prepared_digits` (its folder and summary), trained by the real classify code."""
+    from pipeline.config import parse_params
+    from pipeline.evaluation.classifier import train_classifier
+
+    folder = tmp_path_factory.mktemp("classifier") / "digits"
+    params = parse_params({**tiny_params(), "classifier": {"epochs": 12, "samples": 100}})
+    return folder, train_classifier(params, "digits", prepared_dir=prepared_digits / "digits", out_dir=folder)

@@ -109,13 +109,6 @@ def test_frechet_distance_of_two_gaussians_matches_the_closed_form():
         frechet_distance(first[:1], second)
 
 
-@pytest.fixture(scope="module")
-def digit_classifier(prepared_digits, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("classifier") / "digits"
-    params = parse_params({**tiny_params(), "classifier": {"epochs": 12, "samples": 100}})
-    return folder, train_classifier(params, "digits", prepared_dir=prepared_digits / "digits", out_dir=folder)
-
-
 def test_the_classifier_learns_the_digits_and_reports_the_fcd_floors(digit_classifier):
     folder, summary = digit_classifier
     assert summary["accuracy"] > 0.9  # 60 test digits after training on 240
