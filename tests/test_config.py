@@ -123,6 +123,17 @@ def test_the_readme_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_
     assert sum(p.numel() for p in model.parameters()) == sum(a * b + b for a, b in layers)
 
 
+def test_the_readme_block_for_mnist_and_celeba_transfer_parses_and_builds():
+    (block,) = _readme_blocks("#### On MNIST, as the seed, and on CelebA")
+    raw = copy.deepcopy(repo_params())
+    raw["datasets"].update(block["datasets"])
+    raw["experiments"].update(block["experiments"])
+    params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+    seed = params.experiment("aegan_mnist")
+    assert seed.model.args == {} and seed.update == {"lr": 1e-4} and seed.train.epochs == 20  # the seed's sizes are the defaults
+    assert {params.experiment(name).task.args.get("condition") for name in block["experiments"]} == {"label", "gray", "edges", None}
+
+
 @pytest.mark.parametrize(
     ("task", "model", "expected"),
     [

@@ -17,7 +17,7 @@ from pipeline.data.prepare import prepare_dataset
 from pipeline.data.sources import fetch
 from pipeline.errors import DataError
 from pipeline.evaluation.evaluate import evaluate_experiment, predict_split
-from pipeline.evaluation.latent import label_probe, transfer_accuracy
+from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.models import build_model
 from pipeline.models.classifier import ClassifierOutput
 from pipeline.render import render_experiment
@@ -172,6 +172,29 @@ def test_the_probe_reads_a_label_the_latent_holds_and_not_one_it_does_not():
     assert label_probe(task, StubEncoder(True), {**train, "labels": torch.full((300,), -1)}, test_batches, seed=0) == {}
 
 
+class StubImageConditional(nn.Module):
+    """z is the image's mean colour; the decoder paints it (or, if `from_condition`, paints the condition,
+    here the colour image itself, as a decoder that reads colour off the condition's scene would)."""
+
+    def __init__(self, from_condition: bool) -> None:
+        super().__init__()
+        self.from_condition = from_condition
+
+    def encode(self, x, condition):
+        return x.mean((2, 3))  # (B, 3)
+
+    def decode(self, z, condition):
+        return condition if self.from_condition else z[:, :, None, None].expand(-1, -1, 4, 4)
+
+
+def test_colour_from_latent_says_whose_tint_a_transfer_carries():
+    images = torch.rand(10, 3, 1, 1).expand(-1, -1, 4, 4)  # flat colours, all different
+    batches = [Batch(input=images[:6], target=images[:6], label=torch.zeros(6), condition=images[:6]),
+               Batch(input=images[6:], target=images[6:], label=torch.zeros(4), condition=images[6:])]  # fmt: skip
+    assert colour_source(StubImageConditional(from_condition=False), batches).tolist() == [1.0] * 10
+    assert colour_source(StubImageConditional(from_condition=True), batches).tolist() == [0.0] * 10
+
+
 def test_digits_transfer_end_to_end(prepared_digits, digit_classifier, tmp_path):
     """Train the seed's network on 240 digits, evaluate and render: the hypothesis's scores and the seed's figures."""
     raw = tiny_params(
@@ -242,6 +265,7 @@ def test_a_gray_condition_gives_the_structure_and_the_latent_keeps_the_colour(fa
     summary, _, _ = evaluate_experiment(params, "gray_faces", prepared_dir=root / "prepared",
                                         model_dir=root / "models" / "gray_faces", classifier_dir=root / "none")  # fmt: skip
     assert summary["images"] == 31 and summary["psnr_mean"] > 20  # this run: 23.0
+    assert 0.0 <= summary["colour_from_latent_mean"] <= 1.0  # 0.48 here: these faces' tints barely differ
 
 
 @needs_faces

@@ -76,3 +76,23 @@ def transfer_accuracy(task: Transfer, model: nn.Module, batches: list[Batch], cl
         hits.append(np.stack(row, axis=1))
     table = np.concatenate(hits)  # (N, classes)
     return table.mean(axis=1), {f"transfer_accuracy_to_{k}": float(table[:, k].mean()) for k in range(task.classes)}
+
+
+@torch.no_grad()
+def colour_source(model: nn.Module, batches: list[Batch]) -> np.ndarray:
+    """For an image condition: decode each test image's latent with its neighbour's condition, and say per
+    image (1 or 0) whether the result's tint (mean RGB minus its mean) is nearer the image the latent came
+    from than the image the condition came from. The hypothesis says the latent keeps the colour; a
+    decoder that reads colour off the condition's scene scores near 0."""
+    images = torch.cat([batch.input for batch in batches])  # (N, C, H, W)
+    conditions = torch.cat([batch.condition for batch in batches])
+    z = torch.cat([model.encode(batch.input, batch.condition) for batch in batches])
+    given = torch.arange(len(images), device=images.device).roll(1)
+    result = torch.cat([model.decode(z[s : s + BATCH], conditions[given[s : s + BATCH]]) for s in range(0, len(z), BATCH)])
+
+    def tint(x: Tensor) -> Tensor:
+        return x.mean((2, 3)) - x.mean((1, 2, 3))[:, None]  # (N, C)
+
+    to_latent = (tint(result) - tint(images)).norm(dim=1)
+    to_condition = (tint(result) - tint(images[given])).norm(dim=1)
+    return (to_latent < to_condition).float().cpu().numpy()
