@@ -283,6 +283,10 @@ def _cross_check(params: Params) -> Params:
         if task.reconstructs and reach != task.target_range:
             raise ConfigError(f"{where}.model.name: {experiment.model.name}'s outputs lie in {list(reach)} but task "
                               f"{experiment.task.name} needs {list(task.target_range)}; pick a model made for the task")  # fmt: skip
+        beyond = [t for t in params.render.transfer_targets if wanted == "label" and t >= task_instance.classes]
+        if beyond:
+            raise ConfigError(f"render.transfer_targets: {beyond[0]} is not a label of {where}'s {task_instance.classes} classes; "
+                              f"pick targets below {task_instance.classes}")  # fmt: skip
         if not task.reconstructs and not hasattr(model, "sample"):
             raise ConfigError(f"{where}.task.name: {experiment.model.name} cannot sample; use task reconstruct")
         experiments[name] = dataclasses.replace(

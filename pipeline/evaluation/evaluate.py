@@ -13,7 +13,7 @@ from pipeline import tracking
 from pipeline.config import Params
 from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.frechet import frechet_distance
-from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
+from pipeline.evaluation.latent import colour_source, label_probe, latents, transfer_accuracy
 from pipeline.evaluation.metrics import summarise
 from pipeline.images import to_numpy, to_uint8
 from pipeline.tasks import Batch, Reconstruct, build_task, load_tensors
@@ -71,7 +71,8 @@ def evaluate_experiment(
     (fixed seed) and the test images in the features of the dataset's classifier (FCD), when the dataset
     is labelled. A model with an encoder on a labelled dataset gets a linear probe of the label on its
     latent; a label-conditioned model also gets its transfer accuracy: the classifier's verdict on every
-    test image decoded with every label; an image-conditioned one on colour images, `colour_from_latent`. The summary also goes to the model's MLflow run as `test/<score>`. The preview holds the
+    test image decoded with every label; an image-conditioned one on colour images gets
+    `colour_from_latent`. The summary also goes to the model's MLflow run as `test/<score>`. The preview holds the
     first `render.columns` images, which the study report sets side by side with other models'.
     """
     task, model, batches, predictions, run, test = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
@@ -106,7 +107,7 @@ def evaluate_experiment(
     if getattr(task, "conditioned_on", None) == "image" and batches[0].input.shape[1] == 3:  # colour images only
         table["colour_from_latent"] = colour_source(model, batches)
         summary |= summarise({"colour_from_latent": table["colour_from_latent"].to_numpy()})
-    if task.reconstructs and hasattr(model, "encode"):
+    if task.reconstructs and hasattr(model, "encode") and latents(task, model, batches[:1]) is not None:  # a flat code
         train = load_tensors(prepared_dir, "train", task, device)
         summary |= label_probe(task, model, train, batches, params.base.seed)
     if classifier is not None and hasattr(model, "sample"):

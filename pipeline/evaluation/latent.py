@@ -29,8 +29,8 @@ def label_probe(
     task: Reconstruct, model: nn.Module, train: Mapping[str, Tensor], test_batches: list[Batch], seed: int
 ) -> dict[str, float]:
     """Accuracy of a linear classifier predicting each test image's label from its latent, fitted on the
-    training split's latents (standardised, multinomial logistic regression), and the share of the test
-    split's most common label, which is what a probe that learned nothing scores.
+    training split's latents (standardised, multinomial logistic regression), and what a probe that
+    learned nothing scores: the share of test images with the training split's most common label.
 
     Empty when the dataset is unlabelled or the model's code is not a vector.
     """
@@ -42,17 +42,17 @@ def label_probe(
     test_labels = torch.cat([batch.label for batch in test_batches]).cpu().numpy()
     if train_labels.min() < 0 or len(np.unique(train_labels)) < 2:
         return {}
+    test_codes = latents(task, model, test_batches)
+    if test_codes is None:
+        return {}
     generator = torch.Generator(train["labels"].device).manual_seed(seed)
     count = len(train_labels)
     train_batches = [task.batch(train, torch.arange(s, min(s + BATCH, count), device=train["labels"].device), generator)
                      for s in range(0, count, BATCH)]  # fmt: skip
-    train_codes, test_codes = latents(task, model, train_batches), latents(task, model, test_batches)
-    if train_codes is None:
-        return {}
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(train_codes, train_labels)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(latents(task, model, train_batches), train_labels)
     return {
         "label_probe_accuracy": float((probe.predict(test_codes) == test_labels).mean()),
-        "label_probe_chance": float(np.bincount(test_labels).max() / len(test_labels)),
+        "label_probe_chance": float((test_labels == np.bincount(train_labels).argmax()).mean()),
     }
 
 
@@ -62,10 +62,12 @@ def transfer_accuracy(task: Transfer, model: nn.Module, batches: list[Batch], cl
     whether it sees that label.
 
     Returns the share of targets each image reached, (N,), and the accuracy per target label,
-    {"transfer_accuracy_to_<k>": …}.
+    {"transfer_accuracy_to_<k>": …}, plus `transfer_accuracy_other_labels`: over the targets that are
+    not the image's own label, the decodings that are transfers rather than reconstructions.
     """
-    hits = []  # per batch: (B, classes) bool, image i decoded as label k was classified as k
+    hits, own = [], []  # per batch: (B, classes) bool, image i decoded as label k was classified as k; its label
     for batch in batches:
+        own.append(batch.label.cpu().numpy())
         z = model.encode(batch.input, batch.condition)
         row = []
         for target in range(task.classes):
@@ -75,7 +77,9 @@ def transfer_accuracy(task: Transfer, model: nn.Module, batches: list[Batch], cl
             row.append(logits.argmax(1) == target)
         hits.append(np.stack(row, axis=1))
     table = np.concatenate(hits)  # (N, classes)
-    return table.mean(axis=1), {f"transfer_accuracy_to_{k}": float(table[:, k].mean()) for k in range(task.classes)}
+    other = np.arange(task.classes)[None, :] != np.concatenate(own)[:, None]
+    per_target = {f"transfer_accuracy_to_{k}": float(table[:, k].mean()) for k in range(task.classes)}
+    return table.mean(axis=1), {**per_target, "transfer_accuracy_other_labels": float(table[other].mean())}
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ carry what the condition already says, and decoding with another condition trans
 `conditional_aegan` is the seed's label-conditioned network at 28×28, layer for layer: the one-hot label
 enters as a (B, classes, 1, 1) map that transposed convolutions expand to the image features' size, where
 it is concatenated. `image_conditional_aegan` takes an image as the condition (a gray image, an edge map)
-at any size: the condition's features join the encoder at its first level and the decoder at every level,
+at sizes 4·2^k (8, 16, 32, 64, …): the condition's features join the encoder at its first level and the decoder at every level,
 so structure comes from the condition and the latent is free to keep the rest (colour, texture).
 
 Both critics output a logit; the seed ended its discriminator in a sigmoid and used BCE, which is the

@@ -43,11 +43,14 @@ def variational_terms(output: Any, target: Tensor, loss: str) -> tuple[Tensor, T
 def frozen(module: nn.Module) -> Iterator[None]:
     """Leave `module`'s weight gradients uncomputed (the critic during a generator step): the critic's own
     step would discard them, and skipping them saves a tenth of a GAN step. Input gradients still flow."""
-    module.requires_grad_(False)
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
     try:
         yield
     finally:
-        module.requires_grad_(True)
+        for parameter in parameters:  # only those it froze
+            parameter.requires_grad_(True)
 
 
 class UpdateRule:
@@ -356,7 +359,7 @@ class ConditionalAEGANUpdate(UpdateRule):
        the only way to fool a conditional critic is to draw what c says: this is what makes the decoder
        obey its condition;
     3. encoder and decoder: `reconstruction_weight`·MSE(decoder(encoder(x, c), c), x) +
-       `center_weight`·mean z² (the seed: 1 and 0.001), which keeps the latent near the prior the decoder
+       `center_weight`·mean z² (the seed: 1 and 0.001), which pulls the latent towards 0, the centre of the prior the decoder
        is trained on in step 2.
     """
 
