@@ -80,6 +80,17 @@ def test_the_conv_generator_is_the_conv_vae_decoder_layer_for_layer():
     assert shapes == [p.shape for p in generator.parameters()]
 
 
+@pytest.mark.parametrize("name", ["dcgan", "wgan_gp", "vae_wgan"])
+def test_the_critic_width_is_set_apart_from_the_generators(name):
+    kwargs = {"in_channels": 1, "out_channels": 1, "image_size": 16, "latent_dim": 4, "width": 4}
+    narrow, wide = build_model(name, **kwargs, critic_width=4), build_model(name, **kwargs, critic_width=16)
+    convs = [m.out_channels for m in wide.critic.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [16, 32]  # the down stack doubles the width at each of its two levels
+    def drawing(model):  # what draws the images: the generator, or the VAE-WGAN's decoder
+        return [p.shape for p in (model.decoder if name == "vae_wgan" else model.generator).parameters()]
+    assert drawing(narrow) == drawing(wide)
+
+
 def test_only_the_wasserstein_critics_drop_batch_norm():
     kwargs = {"in_channels": 1, "out_channels": 1, "image_size": 16, "latent_dim": 4, "width": 4}
     def norms(model):

@@ -91,18 +91,23 @@ class LinearWGAN(LinearGAN):
 
 
 class DCGAN(GAN):
-    """Conv generator (the conv VAE's decoder) and a conv critic (the conv encoder's down stack)."""
+    """Conv generator (the conv VAE's decoder) and a conv critic (the conv encoder's down stack).
+
+    `critic_width` sets the critic's channels apart from the generator's `width`: a critic much narrower
+    than it needs to be gives a Wasserstein critic too little to estimate the distance with.
+    """
 
     update_rule: ClassVar[str] = "adversarial"
     critic_batch_norm: ClassVar[bool] = True
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 32, width: int = 32, depth: int = 2
-    ) -> None:
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 32, width: int = 32, depth: int = 2,
+        critic_width: int = 32,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.latent_dim = latent_dim
         self.generator = conv_generator(out_channels, image_size, width, depth, latent_dim)
-        self.critic = conv_critic(in_channels, image_size, width, depth, batch_norm=self.critic_batch_norm)
+        self.critic = conv_critic(in_channels, image_size, critic_width, depth, batch_norm=self.critic_batch_norm)
 
 
 class WassersteinDCGAN(DCGAN):

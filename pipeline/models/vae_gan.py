@@ -9,7 +9,7 @@ from pipeline.models.vae import ConvVAE
 
 
 class ConvVAEWGAN(ConvVAE):
-    """The conv VAE (same encoder, same decoder) plus the WGAN-GP DCGAN's critic.
+    """The conv VAE (same encoder, same decoder) plus the WGAN-GP DCGAN's critic, `critic_width` wide.
 
     The critic scores real images against reconstructions and prior samples; its features can also
     serve as the reconstruction space, as in VAE-GAN (see `VAEWassersteinUpdate`).
@@ -18,10 +18,11 @@ class ConvVAEWGAN(ConvVAE):
     update_rule: ClassVar[str] = "vae_wasserstein"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 16, width: int = 32, depth: int = 2
-    ) -> None:
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 16, width: int = 32, depth: int = 2,
+        critic_width: int = 32,
+    ) -> None:  # fmt: skip
         super().__init__(
             in_channels=in_channels, out_channels=out_channels, image_size=image_size,
             latent_dim=latent_dim, width=width, depth=depth,
         )  # fmt: skip
-        self.critic = conv_critic(out_channels, image_size, width, depth, batch_norm=False)
+        self.critic = conv_critic(out_channels, image_size, critic_width, depth, batch_norm=False)
