@@ -10,6 +10,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+UTRECHT = SHARED_DATA / "utrecht"  # the seed's ECVP Utrecht faces, beside the project
+needs_faces = pytest.mark.skipif(not UTRECHT.is_dir(), reason=f"{UTRECHT} (the ECVP Utrecht faces) is not on this machine")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -26,6 +28,31 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def repo_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def utrecht_faces(views: list[str]) -> dict:
+    """The Utrecht faces through the generic folder source at 32 px (the seed's 91 / 31 split), with `views`."""
+    return {"source": "folder", "path": str(UTRECHT), "image_size": 32, "channels": 3,
+            "test_fraction": 0.25, "views": views, "edge_sigma": 1.0}  # fmt: skip
+
+
+def build_project(raw: dict, root: Path):
+    """A throw-away project at `root`: params.yaml written from `raw`, every dataset fetched and prepared,
+    every experiment trained, by the real code. Returns the parsed params."""
+    from pipeline.config import parse_params
+    from pipeline.data.prepare import prepare_dataset
+    from pipeline.data.sources import fetch
+    from pipeline.training.run import train_experiment
+
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))  # what `aegan apply` reads
+    params = parse_params(raw)
+    for name, dataset in params.datasets.items():
+        fetch(name, dataset, root / "raw" / name, root / "downloads")
+        prepare_dataset(name, dataset, root / "raw" / name, root / "prepared" / name, seed=params.base.seed)
+    for name, experiment in params.experiments.items():
+        folders = {"prepared_dir": root / "prepared" / experiment.dataset, "model_dir": root / "models" / name}
+        train_experiment(params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name / "last.pt")
+    return params
 
 
 def tiny_params(**experiment_overrides) -> dict:

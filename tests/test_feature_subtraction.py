@@ -8,13 +8,10 @@ import copy
 import numpy as np
 import pytest
 import torch
-import yaml
 from skimage import io
 from torch import nn
 
 from pipeline.config import ConfigError, parse_params
-from pipeline.data.prepare import prepare_dataset
-from pipeline.data.sources import fetch
 from pipeline.errors import DataError
 from pipeline.evaluation.evaluate import evaluate_experiment, predict_split
 from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
@@ -24,10 +21,7 @@ from pipeline.render import render_experiment
 from pipeline.tasks import Batch, build_task
 from pipeline.training.run import train_experiment
 from pipeline.training.steps import update_rule_for
-from tests.conftest import SHARED_DATA, repo_params, tiny_params
-
-UTRECHT = SHARED_DATA / "utrecht"
-needs_faces = pytest.mark.skipif(not UTRECHT.is_dir(), reason=f"{UTRECHT} (the ECVP Utrecht faces) is not on this machine")
+from tests.conftest import build_project, needs_faces, repo_params, tiny_params, utrecht_faces
 
 
 def digit_arrays(count: int = 20) -> dict[str, torch.Tensor]:
@@ -165,11 +159,13 @@ def test_the_probe_reads_a_label_the_latent_holds_and_not_one_it_does_not():
     train, test = digit_arrays(300), digit_arrays(100)
     test_batches = [task.batch(test, torch.arange(100), torch.Generator())]
     torch.manual_seed(0)
-    kept = label_probe(task, StubEncoder(keeps_label=True), train, test_batches, seed=0)
-    lost = label_probe(task, StubEncoder(keeps_label=False), train, test_batches, seed=0)
+    kept = label_probe(task, StubEncoder(keeps_label=True), lambda: train, test_batches, seed=0)
+    lost = label_probe(task, StubEncoder(keeps_label=False), lambda: train, test_batches, seed=0)
     assert kept["label_probe_accuracy"] == 1.0 and kept["label_probe_chance"] == 0.1
     assert lost["label_probe_accuracy"] < 0.3
-    assert label_probe(task, StubEncoder(True), {**train, "labels": torch.full((300,), -1)}, test_batches, seed=0) == {}
+    assert label_probe(task, StubEncoder(True), lambda: {**train, "labels": torch.full((300,), -1)}, test_batches, seed=0) == {}
+    unlabelled = [test_batches[0]._replace(label=torch.full((100,), -1))]
+    assert label_probe(task, StubEncoder(True), lambda: pytest.fail("loaded the train split for nothing"), unlabelled, seed=0) == {}
 
 
 class StubImageConditional(nn.Module):
@@ -227,27 +223,19 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
     """The Utrecht faces through the generic folder source at 32 px, a model per image condition."""
     root = tmp_path_factory.mktemp("faces")
     raw = repo_params()
-    raw["datasets"] = {"faces": {"source": "folder", "path": str(UTRECHT), "image_size": 32, "channels": 3,
-                                 "test_fraction": 0.25, "views": ["gray", "edges"], "edge_sigma": 1.0}}  # fmt: skip
+    raw["datasets"] = {"faces": utrecht_faces(["gray", "edges"])}
     raw["studies"] = ["feature_subtraction"]
     common = {"study": "feature_subtraction", "dataset": "faces", "update": {"lr": 2e-3}, "train": {"epochs": 40, "batch_size": 16},
               "model": {"name": "image_conditional_aegan", "latent_dim": 16, "width": 16, "critic_width": 16, "condition_width": 8}}  # fmt: skip
     raw["experiments"] = {f"{view}_faces": {**common, "task": {"name": "transfer", "condition": view}} for view in ("gray", "edges")}
     raw["base"] = {"seed": 0, "device": "cpu", "precision": "fp32"}
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = parse_params(raw)
-    fetch("faces", params.dataset("faces"), root / "raw", root / "downloads")
-    prepare_dataset("faces", params.dataset("faces"), root / "raw", root / "prepared", seed=0)
-    for name in raw["experiments"]:
-        folders = {"prepared_dir": root / "prepared", "model_dir": root / "models" / name}
-        train_experiment(params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name / "last.pt")
-    return params, root
+    return build_project(raw, root), root
 
 
 @needs_faces
 def test_a_gray_condition_gives_the_structure_and_the_latent_keeps_the_colour(faces):
     params, root = faces
-    predicted = predict_split(params, "gray_faces", prepared_dir=root / "prepared", model_dir=root / "models" / "gray_faces")
+    predicted = predict_split(params, "gray_faces", prepared_dir=root / "prepared" / "faces", model_dir=root / "models" / "gray_faces")
     batch: Batch = predicted.batches[0]
     model = predicted.model
     with torch.no_grad():
@@ -259,7 +247,7 @@ def test_a_gray_condition_gives_the_structure_and_the_latent_keeps_the_colour(fa
     # The result's light and shade follow the gray image it was given, not the face its latent came from.
     assert (lightness - given).abs().mean() < 0.5 * (lightness - batch.condition).abs().mean()
     assert (own.mean(1, keepdim=True) - batch.condition).abs().mean() < 0.5 * (own.mean(1, keepdim=True) - given).abs().mean()
-    summary, _, _ = evaluate_experiment(params, "gray_faces", prepared_dir=root / "prepared",
+    summary, _, _ = evaluate_experiment(params, "gray_faces", prepared_dir=root / "prepared" / "faces",
                                         model_dir=root / "models" / "gray_faces", classifier_dir=root / "none")  # fmt: skip
     assert summary["images"] == 31 and summary["psnr_mean"] > 20  # this run: 23.0
     assert "colour_from_latent_mean" in summary  # 0.48 here: these faces' tints differ too little to tell
@@ -268,7 +256,7 @@ def test_a_gray_condition_gives_the_structure_and_the_latent_keeps_the_colour(fa
 @needs_faces
 def test_an_edge_condition_draws_faces_and_renders_the_transfer_grid(faces):
     params, root = faces
-    folders = {"prepared_dir": root / "prepared", "model_dir": root / "models" / "edges_faces"}
+    folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "edges_faces"}
     summary, _, _ = evaluate_experiment(params, "edges_faces", **folders, classifier_dir=root / "none")
     assert summary["psnr_mean"] > 17  # this run: 20.0
     paths = render_experiment(params, "edges_faces", **folders, out_dir=root / "figures")

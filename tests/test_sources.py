@@ -18,10 +18,8 @@ from pipeline.config import DatasetConfig
 from pipeline.data import download, sources
 from pipeline.data.sources import CELEBA_PARTITION, CELEBA_ZIP, IDX_FILES, RawImages, fetch, open_raw
 from pipeline.errors import DataError
-from tests.conftest import SHARED_DATA
+from tests.conftest import UTRECHT, needs_faces
 from tests.loopback import serve
-
-UTRECHT = SHARED_DATA / "utrecht"
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
@@ -216,7 +214,7 @@ def test_folder_zip_path_without_sub_folders_is_unlabelled(tmp_path: Path) -> No
     assert len(raw) == 2 and raw.class_names == () and set(raw.labels) == {-1}
 
 
-@pytest.mark.skipif(not UTRECHT.is_dir(), reason=f"{UTRECHT} (the ECVP Utrecht faces) is not on this machine")
+@needs_faces
 def test_folder_of_real_faces(tmp_path: Path) -> None:
     config = DatasetConfig(source="folder", path=str(UTRECHT), channels=3)
     fetch("utrecht", config, tmp_path / "raw", tmp_path / "downloads")

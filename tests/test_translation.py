@@ -8,14 +8,11 @@ import copy
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 from skimage import color
 from typer.testing import CliRunner
 
 from pipeline.config import ConfigError, parse_params
-from pipeline.data.prepare import prepare_dataset
-from pipeline.data.sources import fetch
 from pipeline.data.store import load_split
 from pipeline.data.views import edges, encode_lab
 from pipeline.evaluation.evaluate import evaluate_experiment
@@ -25,11 +22,7 @@ from pipeline.models import build_model
 from pipeline.report import comparisons
 from pipeline.tasks import Batch, build_task
 from pipeline.training import steps
-from pipeline.training.run import train_experiment
-from tests.conftest import SHARED_DATA, repo_params
-
-UTRECHT = SHARED_DATA / "utrecht"
-needs_faces = pytest.mark.skipif(not UTRECHT.is_dir(), reason=f"{UTRECHT} (the ECVP Utrecht faces) is not on this machine")
+from tests.conftest import UTRECHT, build_project, needs_faces, repo_params, utrecht_faces
 
 
 def colour_images(count: int = 6, size: int = 16) -> np.ndarray:
@@ -143,8 +136,7 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
     """The Utrecht faces through the generic folder source at 32 px, with the lab and edges views."""
     root = tmp_path_factory.mktemp("faces")
     raw = repo_params()
-    raw["datasets"] = {"faces": {"source": "folder", "path": str(UTRECHT), "image_size": 32, "channels": 3,
-                                 "test_fraction": 0.25, "views": ["lab", "edges"], "edge_sigma": 1.0}}  # fmt: skip
+    raw["datasets"] = {"faces": utrecht_faces(["lab", "edges"])}
     raw["studies"] = ["translation"]
     common = {"study": "translation", "dataset": "faces", "train": {"epochs": 40, "batch_size": 16}}
     raw["experiments"] = {
@@ -153,20 +145,13 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
                        "update": {"lr": 1e-3, "loss": "l1"}},
     }  # fmt: skip
     raw["base"] = {"seed": 0, "device": "cpu", "precision": "fp32"}
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))  # for `aegan apply`
-    params = parse_params(raw)
-    fetch("faces", params.dataset("faces"), root / "raw", root / "downloads")
-    prepare_dataset("faces", params.dataset("faces"), root / "raw", root / "prepared", seed=0)
-    for name in raw["experiments"]:
-        folders = {"prepared_dir": root / "prepared", "model_dir": root / "models" / name}
-        train_experiment(params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name / "last.pt")
-    return params, root
+    return build_project(raw, root), root
 
 
 @needs_faces
 def test_the_colorizer_beats_gray_on_held_out_faces(faces):
     params, root = faces
-    folders = {"prepared_dir": root / "prepared", "model_dir": root / "models" / "colorizer_faces"}
+    folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "colorizer_faces"}
     summary, table, preview = evaluate_experiment(params, "colorizer_faces", **folders, classifier_dir=root / "none")
     assert len(table) == summary["images"] == 31  # the seed's 91 / 31 split of the 122 faces
     assert summary["psnr_mean"] > summary["baseline_psnr_mean"] + 1.0
@@ -177,9 +162,9 @@ def test_the_colorizer_beats_gray_on_held_out_faces(faces):
 @needs_faces
 def test_the_edge_translator_draws_faces_from_edges(faces):
     params, root = faces
-    folders = {"prepared_dir": root / "prepared", "model_dir": root / "models" / "unet_faces"}
+    folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "unet_faces"}
     summary, _, _ = evaluate_experiment(params, "unet_faces", **folders, classifier_dir=root / "none")
-    truth = load_split(root / "prepared", "test")["images"].astype(np.float32) / 255.0
+    truth = load_split(root / "prepared" / "faces", "test")["images"].astype(np.float32) / 255.0
     mean_face = np.broadcast_to(truth.mean(axis=0), truth.shape)  # the best a model ignoring its input could do
     assert summary["psnr_mean"] > psnr(mean_face, truth).mean()
 

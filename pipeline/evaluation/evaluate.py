@@ -13,7 +13,7 @@ from pipeline import tracking
 from pipeline.config import Params
 from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.frechet import frechet_distance
-from pipeline.evaluation.latent import colour_source, label_probe, latents, transfer_accuracy
+from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.evaluation.metrics import summarise
 from pipeline.images import to_numpy, to_uint8
 from pipeline.tasks import Batch, Reconstruct, build_task, load_tensors
@@ -107,9 +107,8 @@ def evaluate_experiment(
     if getattr(task, "conditioned_on", None) == "image" and batches[0].input.shape[1] == 3:  # colour images only
         table["colour_from_latent"] = colour_source(model, batches)
         summary |= summarise({"colour_from_latent": table["colour_from_latent"].to_numpy()})
-    if task.reconstructs and hasattr(model, "encode") and latents(task, model, batches[:1]) is not None:  # a flat code
-        train = load_tensors(prepared_dir, "train", task, device)
-        summary |= label_probe(task, model, train, batches, params.base.seed)
+    if task.reconstructs and hasattr(model, "encode"):
+        summary |= label_probe(task, model, lambda: load_tensors(prepared_dir, "train", task, device), batches, params.base.seed)
     if classifier is not None and hasattr(model, "sample"):
         _, real = classify(classifier, test["images"])
         logits, generated = classify(classifier, draw_samples(model, params.classifier.samples, params.base.seed))

@@ -3,7 +3,7 @@ transfer accuracy that test the feature-subtraction hypothesis."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -26,24 +26,28 @@ def latents(task: Reconstruct, model: nn.Module, batches: list[Batch]) -> np.nda
 
 
 def label_probe(
-    task: Reconstruct, model: nn.Module, train: Mapping[str, Tensor], test_batches: list[Batch], seed: int
+    task: Reconstruct, model: nn.Module, load_train: Callable[[], Mapping[str, Tensor]], test_batches: list[Batch], seed: int
 ) -> dict[str, float]:
     """Accuracy of a linear classifier predicting each test image's label from its latent, fitted on the
     training split's latents (standardised, multinomial logistic regression), and what a probe that
     learned nothing scores: the share of test images with the training split's most common label.
 
-    Empty when the dataset is unlabelled or the model's code is not a vector.
+    Empty when the dataset is unlabelled or the model's code is not a vector; the training split is only
+    loaded (`load_train()`) when neither is the case.
     """
     from sklearn.linear_model import LogisticRegression  # imported here: scikit-learn costs half a second
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    train_labels = train["labels"].cpu().numpy()
     test_labels = torch.cat([batch.label for batch in test_batches]).cpu().numpy()
-    if train_labels.min() < 0 or len(np.unique(train_labels)) < 2:
+    if test_labels.min() < 0:
         return {}
     test_codes = latents(task, model, test_batches)
     if test_codes is None:
+        return {}
+    train = load_train()
+    train_labels = train["labels"].cpu().numpy()
+    if train_labels.min() < 0 or len(np.unique(train_labels)) < 2:
         return {}
     generator = torch.Generator(train["labels"].device).manual_seed(seed)
     count = len(train_labels)

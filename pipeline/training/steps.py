@@ -39,6 +39,17 @@ def variational_terms(output: Any, target: Tensor, loss: str) -> tuple[Tensor, T
     return reconstruction, -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
 
 
+def critic_cross_entropy(real_score: Tensor, fake_score: Tensor, real_label: float = 1.0) -> Tensor:
+    """A logit critic's loss: cross-entropy of real scores towards `real_label` and of fake ones towards 0."""
+    real = F.binary_cross_entropy_with_logits(real_score, torch.full_like(real_score, real_label))
+    return real + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
+
+
+def called_real(score: Tensor) -> Tensor:
+    """The non-saturating generator loss: cross-entropy of the critic's logits for fakes towards real."""
+    return F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+
+
 @contextlib.contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
     """Leave `module`'s weight gradients uncomputed (the critic during a generator step): the critic's own
@@ -159,16 +170,14 @@ class AdversarialUpdate(UpdateRule):
         real = batch.input.detach().requires_grad_(self.penalty > 0)
         fake = self.model.generator(noise(self.model, len(real), real.device))
         real_score, fake_score = self.model.critic(real).float(), self.model.critic(fake.detach()).float()
-        loss_critic = F.binary_cross_entropy_with_logits(
-            real_score, torch.full_like(real_score, self.real_label)
-        ) + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
+        loss_critic = critic_cross_entropy(real_score, fake_score, self.real_label)
         if self.penalty:
             (gradient,) = torch.autograd.grad(real_score.sum(), real, create_graph=True)
             loss_critic = loss_critic + self.penalty / 2 * gradient.flatten(1).pow(2).sum(1).mean()
         step(self.optimizer_critic, loss_critic)
         with frozen(self.model.critic):
             score = self.model.critic(self.model.generator(noise(self.model, len(real), real.device))).float()
-            loss_generator = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+            loss_generator = called_real(score)
             step(self.optimizer_generator, loss_generator)
         return {
             "loss_critic": loss_critic.detach(), "loss_generator": loss_generator.detach(),
@@ -337,14 +346,11 @@ class ConditionalAdversarialUpdate(UpdateRule):
         fake = self.model.generator(condition).image
         real_score = self.model.critic(condition, target).float()
         fake_score = self.model.critic(condition, fake.detach()).float()
-        loss_critic = 0.5 * (
-            F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score))
-            + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
-        )
+        loss_critic = 0.5 * critic_cross_entropy(real_score, fake_score)
         step(self.optimizer_critic, loss_critic)
         with frozen(self.model.critic):
             score = self.model.critic(condition, fake).float()
-            adversarial = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+            adversarial = called_real(score)
             l1 = pixel_loss("l1", fake, target)
             step(self.optimizer_generator, adversarial + self.l1_weight * l1)
         return {"loss_critic": loss_critic.detach(), "adversarial": adversarial.detach(), "l1": l1.detach()}
@@ -383,14 +389,11 @@ class ConditionalAEGANUpdate(UpdateRule):
         fake = self.model.decode(noise(self.model, len(real), real.device), condition)
         real_score = self.model.critic(real, condition).float()
         fake_score = self.model.critic(fake.detach(), condition).float()
-        loss_critic = (
-            F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score))
-            + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
-        )
+        loss_critic = critic_cross_entropy(real_score, fake_score)
         step(self.optimizer_critic, loss_critic)
         with frozen(self.model.critic):
             score = self.model.critic(fake, condition).float()
-            loss_generator = F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+            loss_generator = called_real(score)
             step(self.optimizer_decoder, loss_generator)
         z = self.model.encode(real, condition)
         reconstruction = pixel_loss("mse", self.model.decode(z, condition), batch.target)
