@@ -2,7 +2,8 @@
 
 Every operator works on a batch (B, C, H, W) in whatever range the caller uses, draws θ from the
 generator it is given (so prepare is reproducible and training can draw a fresh θ on every use),
-and follows the definitions of the AmbientGAN / Ambient-VAE code.
+and follows the definitions of the AmbientGAN / Ambient-VAE code. `observed(y)` is the θ a measurement
+reveals (the kept pixels; nothing of the noise), which a latent search can measure its guesses with.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class DropIndependent:
 
     def apply(self, x: Tensor, theta: Tensor) -> Tensor:
         return x * theta
+
+    def observed(self, measured: Tensor) -> Tensor:
+        """θ as far as a measurement shows it: a pixel reading 0 was dropped (or was black, which is the same
+        to the measurement); the others were kept and scaled."""
+        return (measured != 0).float() / (1.0 - self.p)
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(x.shape, generator))
@@ -61,6 +67,10 @@ class DropPatch:
     def apply(self, x: Tensor, theta: Tensor) -> Tensor:
         return x * theta
 
+    def observed(self, measured: Tensor) -> Tensor:
+        """The mask as far as a measurement shows it: where every channel reads 0 (B, 1, H, W)."""
+        return (measured != 0).any(dim=1, keepdim=True).float()
+
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(x.shape, generator))
 
@@ -85,6 +95,10 @@ class AddNoise:
 
     def apply(self, x: Tensor, theta: Tensor) -> Tensor:
         return self.blur(x) + theta
+
+    def observed(self, measured: Tensor) -> Tensor:
+        """The noise cannot be read off a measurement; its expectation, 0, is what is known."""
+        return torch.zeros_like(measured)
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(x.shape, generator))

@@ -74,7 +74,11 @@ def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_di
     figures instead (see `transfer_figures`); PCA gets eigenimages.png and psnr_by_components.csv.
     """
     columns = params.render.columns
-    predicted = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
+    # A latent search (restore with a decoder-only model) costs a second per few images, so restore renders
+    # only the images its figures show: the grid's first 4·columns and the interpolation pairs.
+    reach = 1 + max((max(pair) for pair in params.render.interpolation_pairs), default=0)
+    limit = max(4 * columns, reach) if params.experiment(name).task.name == "restore" else None
+    predicted = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir, limit=limit)
     model = predicted.model
     with staged_dir(out_dir) as staging:
         if predicted.batches:  # a generate task has no per-image output to compare

@@ -8,8 +8,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Params
+from pipeline.config import ExperimentConfig, Params
 from pipeline.errors import DataError
+from pipeline.models import MODELS
+
+
+# The seed's table (Ambient VAE-GAN, CelebA 64×64, one tiled batch of 64): (method, forward model) -> (PSNR, SSIM)
+SEED_CELEBA = {
+    ("supervised", "add_noise"): (20.28, 0.82), ("supervised", "drop_independent"): (18.56, 0.67), ("supervised", "drop_patch"): (18.45, 0.65),
+    ("ACSG", "add_noise"): (20.02, 0.81), ("ACSG", "drop_independent"): (17.07, 0.58), ("ACSG", "drop_patch"): (16.10, 0.48),
+    ("ambient", "add_noise"): (20.20, 0.83), ("ambient", "drop_independent"): (17.51, 0.60), ("ambient", "drop_patch"): (16.15, 0.49),
+    ("non-learned", "add_noise"): (19.54, 0.76), ("non-learned", "drop_independent"): (15.24, 0.42), ("non-learned", "drop_patch"): (16.23, 0.50),
+}  # fmt: skip
+
+
+def restore_method(experiment: ExperimentConfig) -> str:
+    """What a restore experiment is in the seed's table: supervised, ambient (an encoder) or ACSG (a search)."""
+    if experiment.task.args.get("supervised"):
+        return "supervised"
+    return "ACSG" if not hasattr(MODELS[experiment.model.name], "encode") else "ambient"
 
 
 def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
@@ -18,6 +35,11 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
     Where an experiment has an FCD, two rows of real images follow for its dataset: the test split's two
     halves against each other (the floor; biased upwards by its small samples) and as many
     training images as a model draws samples against the test split (the same sample sizes as a generator's FCD).
+
+    Restore experiments also name their forward model and method, and are followed by two rows per dataset
+    and forward model: the non-learned restoration and the distorted input itself (each from the first such
+    experiment's `baseline_` and `input_` scores, which every one of them computes on the same images). Each
+    gets `acsg_time_ratio`, the ACSG row's seconds per image over its own, and, on CelebA, the seed's numbers.
     """
     rows = []
     for name, experiment in params.experiments.items():
@@ -31,6 +53,9 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
             {"experiment": name, "model": experiment.model.name, "dataset": experiment.dataset,
              "task": experiment.task.name, "latent_dim": experiment.model.args.get("latent_dim", ""), **scores}
         )  # fmt: skip
+        if experiment.task.name == "restore":
+            rows[-1] |= {"forward": experiment.task.args.get("forward", "drop_independent"), "method": restore_method(experiment)}
+    rows += restore_rows(params, rows)
     for dataset in dict.fromkeys(row["dataset"] for row in rows if "fcd" in row):
         path = metrics_dir / "classifiers" / f"{dataset}.json"
         if not path.exists():
@@ -40,7 +65,34 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
         rows.append({"experiment": "test half vs test half", **common, "fcd": floors["fcd_test_halves"]})
         rows.append({"experiment": "train vs test", **common, "fcd": floors["fcd_train"],
                      "fcd_samples": floors["train_images_for_fcd_train"]})  # fmt: skip
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if "forward" in table:  # the real-image rows have no forward model
+        table["forward"] = table["forward"].fillna("")
+    return table
+
+
+def restore_rows(params: Params, rows: list[dict]) -> list[dict]:
+    """The non-learned and distorted-input rows of each (dataset, forward model), and the ACSG time ratio and
+    the seed's CelebA numbers on the restore rows (in place)."""
+    extra = []
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if "forward" in row:
+            groups.setdefault((row["dataset"], row["forward"]), []).append(row)
+    for (dataset, forward), members in groups.items():
+        first = members[0]
+        for prefix, method in (("baseline_", "non-learned"), ("input_", "distorted input")):
+            scores = {key.removeprefix(prefix): value for key, value in first.items() if key.startswith(prefix)}
+            extra.append({"experiment": f"{method} ({forward})", "model": method, "dataset": dataset, "task": "restore",
+                          "latent_dim": "", "forward": forward, "method": method, **scores})  # fmt: skip
+        searched = [row["seconds_per_image"] for row in members if row["method"] == "ACSG"]
+        for row in [*members, extra[-2]]:
+            if searched:
+                row["acsg_time_ratio"] = searched[0] / row["seconds_per_image"]
+            seed = SEED_CELEBA.get((row["method"], forward))
+            if seed and params.dataset(dataset).source == "celeba":
+                row["seed_psnr"], row["seed_ssim"] = seed
+    return extra
 
 
 def comparisons(params: Params, study: str, metrics_dir: Path) -> dict[str, tuple[list[str], list[np.ndarray]]]:
@@ -56,20 +108,75 @@ def comparisons(params: Params, study: str, metrics_dir: Path) -> dict[str, tupl
             groups.setdefault(f"{experiment.dataset}_{experiment.task.name}", []).append(name)
     figures = {}
     for key, names in groups.items():
-        previews = {}
-        for name in names:
-            path = metrics_dir / study / f"{name}.npz"
-            if not path.exists():
-                raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
-            with np.load(path) as arrays:
-                previews[name] = {part: arrays[part].astype(np.float32) / 255.0 for part in arrays.files}
+        previews = {name: load_preview(metrics_dir / study / f"{name}.npz", name) for name in names}
         if "samples" in previews[names[0]]:
             figures[key] = (names, [previews[name]["samples"] for name in names])
+        elif key.endswith("_restore"):
+            figures[key] = restore_blocks(params, names, previews)
         else:
             first = previews[names[0]]
             rows = [first["input"], *(previews[name]["output"] for name in names), first["truth"]]
             figures[key] = (["input", *names, "truth"], rows)
     return figures
+
+
+def load_preview(path: Path, name: str) -> dict[str, np.ndarray]:
+    """The images evaluate kept (uint8 -> [0, 1] floats) and any curve (as it is)."""
+    if not path.exists():
+        raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
+    with np.load(path) as arrays:
+        return {part: arrays[part].astype(np.float32) / (255.0 if arrays[part].dtype == np.uint8 else 1.0) for part in arrays.files}
+
+
+def restore_blocks(params: Params, names: list[str], previews: dict[str, dict[str, np.ndarray]]) -> tuple[list[str], list[np.ndarray]]:
+    """The seed's results figure: a block per forward model, its rows original, distorted, every method's
+    restoration (in params order) and the non-learned one."""
+    by_forward: dict[str, list[str]] = {}
+    for name in names:
+        by_forward.setdefault(params.experiment(name).task.args.get("forward", "drop_independent"), []).append(name)
+    labels, rows = [], []
+    for forward, members in by_forward.items():
+        first = previews[members[0]]
+        labels += [f"{forward}: original", f"{forward}: distorted", *(f"{forward}: {name}" for name in members), f"{forward}: non-learned"]
+        rows += [first["truth"], first["input"], *(previews[name]["output"] for name in members), first["baseline"]]
+    return labels, rows
+
+
+def time_curves(params: Params, study: str, metrics_dir: Path, table: pd.DataFrame) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per "<dataset>_<forward>": method -> (seconds per image, mean squared error), a curve for the latent
+    search (its error after each step, on the first 64 test images) and one point for every other method."""
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    if "forward" not in table:
+        return curves
+    for row in table[table["forward"] != ""].itertuples():
+        key = f"{row.dataset}_{row.forward}"
+        if row.method == "distorted input":
+            continue
+        if row.method == "ACSG":
+            curve = load_preview(metrics_dir / study / f"{row.experiment}.npz", row.experiment)["search_curve"]
+            curves.setdefault(key, {})[f"ACSG ({row.experiment})"] = (curve[:, 0], curve[:, 1])
+        else:
+            curves.setdefault(key, {})[f"{row.method} ({row.experiment})" if row.model != "non-learned" else "non-learned"] = (
+                np.array([row.seconds_per_image]), np.array([row.mse_mean]))
+    return curves
+
+
+def plot_time_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> None:
+    """The seed's time-versus-error figure: seconds per image (log scale) against mean squared error."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6, 4), dpi=100)
+    for label, (seconds, error) in curves.items():
+        axes.plot(seconds, error, "-" if len(seconds) > 1 else "o", label=label)
+    axes.set(xscale="log", xlabel="seconds per image", ylabel="mean squared error", title=title)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    pyplot.close(figure)
 
 
 def log_table(params: Params, study: str, paths: list[Path]) -> str:
@@ -87,8 +194,9 @@ def log_table(params: Params, study: str, paths: list[Path]) -> str:
 def to_markdown(table: pd.DataFrame, title: str, figures: dict[str, list[str]] | None = None) -> str:
     """The table for reading: each score as "mean ± std", then FCD and train time where present;
     per-component and spread columns stay in the CSV. `figures` (file name -> row names) are listed below it."""
-    shown = table[["experiment", "model", "dataset", "task", "latent_dim"]].copy()
-    for column in [c for c in table.columns if c.endswith("_mean")]:
+    restore = "forward" in table  # restore studies give the non-learned and input scores rows of their own
+    shown = table[["experiment", "model", "dataset", "task", "latent_dim", *(["forward"] if restore else [])]].copy()
+    for column in [c for c in table.columns if c.endswith("_mean") and not (restore and c.startswith(("input_", "baseline_")))]:
         score = column.removesuffix("_mean")
         mean, spread = table[column], table[f"{score}_std"]
         shown[score] = [f"{m:.4g} ± {s:.2g}" if pd.notna(m) else "" for m, s in zip(mean, spread)]
@@ -97,10 +205,18 @@ def to_markdown(table: pd.DataFrame, title: str, figures: dict[str, list[str]] |
     if "label_probe_accuracy" in table:  # a linear classifier reading the label off the latent; chance beside it
         shown["label probe"] = [f"{a:.3f} (chance {c:.3f})" if pd.notna(a) else ""
                                 for a, c in zip(table["label_probe_accuracy"], table["label_probe_chance"])]  # fmt: skip
+    if "tiled_psnr" in table:  # the seed's protocol: one 8×8 grid of the first 64 test images, SSIM data_range 2
+        shown["tiled PSNR / SSIM"] = [f"{p:.2f} / {q:.2f}" if pd.notna(p) else "" for p, q in zip(table["tiled_psnr"], table["tiled_ssim"])]
+    if "seed_psnr" in table:
+        shown["seed (CelebA)"] = [f"{p:.2f} / {q:.2f}" if pd.notna(p) else "" for p, q in zip(table["seed_psnr"], table["seed_ssim"])]
     if "fcd" in table:
         shown["FCD"] = [f"{v:.3g}" if pd.notna(v) else "" for v in table["fcd"]]
     if "train_seconds" in table:
         shown["train s"] = [f"{v:.1f}" if pd.notna(v) else "" for v in table["train_seconds"]]
+    if "seconds_per_image" in table:
+        shown["ms / image"] = [f"{1000 * v:.3g}" if pd.notna(v) else "" for v in table["seconds_per_image"]]
+    if "acsg_time_ratio" in table:
+        shown["ACSG time ×"] = [f"{v:.0f}" if pd.notna(v) else "" for v in table["acsg_time_ratio"]]
     if "images" in table:
         shown["images"] = [f"{v:.0f}" if pd.notna(v) else "" for v in table["images"]]
     text = f"# {title}\n\n{shown.to_markdown(index=False)}\n"

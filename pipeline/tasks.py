@@ -4,7 +4,7 @@ by index from tensors that already sit on the device, and tells evaluation what 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -13,9 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.config import DatasetConfig
-from pipeline.data.store import load_split
+from pipeline.data.store import load_split, read_manifest
 from pipeline.errors import DataError
 from pipeline.evaluation.metrics import psnr, ssim
+from pipeline.evaluation.search import LatentSearch, latent_search
+from pipeline.forward import build_forward
 from pipeline.images import ab_from_rgb, rgb_from_lab, to_float, to_numpy
 
 
@@ -24,6 +26,11 @@ class Batch(NamedTuple):
     target: Tensor | None  # (B, C_out, H, W) float in [0, 1]; None where training must not see it
     label: Tensor  # (B,) int64, -1 when the dataset is unlabelled
     condition: Tensor | None = None  # what a conditional model reads besides the input: (B, classes) or (B, c, H, W)
+    measure: Callable[[Tensor], Tensor] | None = None  # the forward model that made `input`, fresh θ per call (ambient training)
+
+    def head(self, count: int) -> Batch:
+        """The first `count` images, every per-image field cut alike."""
+        return Batch(*(part[:count] if isinstance(part, Tensor) else part for part in self))
 
 
 class Reconstruct:
@@ -41,6 +48,10 @@ class Reconstruct:
     def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
         images = to_float(arrays["images"][index])
         return Batch(input=images, target=images, label=arrays["labels"][index])
+
+    def training_batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        """What training may see of images `index`; evaluation reads `batch`, which may hold more (the truth)."""
+        return self.batch(arrays, index, generator)
 
     def given(self, arrays: Mapping[str, Tensor], index: Tensor) -> Batch:
         """The batch for images someone hands in (`aegan apply`), the views derived from them as prepare does."""
@@ -205,6 +216,120 @@ class Transfer(Reconstruct):
         return model.encode(batch.input, batch.condition)
 
 
+class Restore(Reconstruct):
+    """f_θ(x) -> x for a known forward model f (a dataset's `forward` entry): inpainting, denoising.
+
+    Evaluation reads the distorted test copies prepare wrote (the same inputs for every method) and scores
+    against the clean images. Training reads the distorted training copies, one per image as a real sensor
+    gives, and its batches carry the forward model so generated images can be measured with a fresh θ on
+    every use; with `remeasure` the clean images are measured afresh on every pass instead, as the seed's
+    in-graph measurement did. Unless `supervised`, no clean training image reaches the update rule.
+
+    A model without an encoder (a GAN) restores by searching its latent space for each image (ACSG), as
+    `search` says (see `LatentSearch`; the defaults are the seed's).
+    """
+
+    scores_input = True
+    searches_latent: ClassVar[bool] = True  # a decoder-only model restores by latent search, so it may take this task
+
+    def __init__(
+        self, *, forward: Literal["drop_independent", "drop_patch", "keep_patch", "add_noise", "blur_add_noise"] = "drop_independent",
+        supervised: bool = False, remeasure: bool = False, search: LatentSearch = LatentSearch(),
+    ) -> None:  # fmt: skip
+        self.forward, self.supervised, self.remeasure, self.search = forward, supervised, remeasure, search
+        self.views = ("images", forward)
+        self.operator: Callable[[Tensor, torch.Generator], Tensor] | None = None  # bound by `check` from the manifest
+
+    def check(self, arrays: Mapping[str, Tensor], folder: Path) -> None:
+        """Bind the forward model with the settings prepare used for these copies (its manifest's `forward`)."""
+        settings = read_manifest(folder).get("forward", {})
+        if self.forward not in settings:
+            raise DataError(f"{folder} has no {self.forward} copies; add {self.forward} under the dataset's `forward`")
+        self.operator = build_forward(self.forward, **settings[self.forward])
+
+    def measure(self, generator: torch.Generator) -> Callable[[Tensor], Tensor]:
+        """The bound forward model drawing θ from `generator`: x (B, C, H, W) -> f_θ(x)."""
+        operator = self.operator
+        if operator is None:
+            raise DataError(f"the {self.forward} forward model is bound when data is loaded; load it with load_tensors")
+        return lambda x: operator(x, generator)
+
+    def training_batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        measure = self.measure(generator)
+        measured = measure(to_float(arrays["images"][index])) if self.remeasure else to_float(arrays[self.forward][index])
+        if self.supervised:
+            return Batch(input=measured, target=to_float(arrays["images"][index]), label=arrays["labels"][index])
+        return Batch(input=measured, target=None, label=arrays["labels"][index], measure=measure)
+
+    def batch(self, arrays: Mapping[str, Tensor], index: Tensor, generator: torch.Generator) -> Batch:
+        measured = to_float(arrays[self.forward][index])
+        return Batch(input=measured, target=to_float(arrays["images"][index]), label=arrays["labels"][index],
+                     measure=self.measure(generator))  # fmt: skip
+
+    def given(self, arrays: Mapping[str, Tensor], index: Tensor) -> Batch:
+        images = to_float(arrays["images"][index])  # an image handed in is distorted already
+        return Batch(input=images, target=images, label=arrays["labels"][index], measure=self.measure(torch.Generator(index.device)))
+
+    def predict(self, model: nn.Module, batch: Batch) -> Tensor:
+        if hasattr(model, "encode"):
+            return model(batch.input).image
+        return latent_search(model, batch.input, self.search_measure(batch), self.search)
+
+    def search_measure(self, batch: Batch) -> Callable[[Tensor], Tensor]:
+        """f for a latent search on `batch`: with a fresh θ per call, or with the θ its input shows."""
+        if self.search.theta == "fresh":
+            return batch.measure
+        theta = self.operator.observed(batch.input)
+        return lambda images: self.operator.apply(images, theta)
+
+    def scores(self, prediction: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+        """PSNR, SSIM and the mean squared error per image (what the seed's time-versus-error plot shows)."""
+        return {**super().scores(prediction, truth), "mse": ((prediction - truth) ** 2).mean(axis=(1, 2, 3))}
+
+    def baseline(self, measured: np.ndarray) -> np.ndarray:
+        """The non-learned restoration, image by image, (N, H, W, C) in and out, clipped to [0, 1]:
+
+        - drop models: biharmonic inpainting of the zeroed pixels, channel by channel (a dropped pixel is
+          one that reads exactly 0; pixels that were black already are filled from their neighbours), after
+          undoing drop_independent's 1/(1 − p) scaling;
+        - add_noise: total-variation denoising (Chambolle), weight σ/2;
+        - blur_add_noise: Wiener deconvolution with the known blur, balance σ² over the image's power.
+        """
+        from skimage import restoration  # imported here: it costs every stage 0.4 s of scipy.stats
+
+        operator = self.operator
+        restored = []
+        for image in measured.astype(np.float64):
+            if self.forward in ("add_noise", "blur_add_noise"):
+                if self.forward == "add_noise":
+                    image = restoration.denoise_tv_chambolle(image, weight=operator.sigma / 2, channel_axis=-1)
+                else:
+                    balance = operator.sigma**2 / max(float((image**2).mean()), 1e-6)
+                    kernel = operator.kernel.double().numpy()
+                    image = np.stack([restoration.wiener(image[..., c], kernel, balance, clip=False) for c in range(image.shape[-1])], -1)
+            else:
+                scale = 1.0 - operator.p if self.forward == "drop_independent" else 1.0
+                image = np.stack([restoration.inpaint_biharmonic(image[..., c] * scale, image[..., c] == 0)
+                                  for c in range(image.shape[-1])], -1)  # fmt: skip
+            restored.append(np.clip(image, 0.0, 1.0))
+        return np.stack(restored).astype(np.float32)
+
+    def tiled_scores(self, prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+        """The seed's protocol: the first 64 images tiled 8×8 into one image, PSNR with data_range 1 and SSIM
+        with data_range 2 (what its scikit-image assumed for floats), 7×7 window. Needs 64 images."""
+        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+        def tile(images: np.ndarray) -> np.ndarray:
+            count, height, width, channels = images.shape
+            return images[:64].reshape(8, 8, height, width, channels).transpose(0, 2, 1, 3, 4).reshape(8 * height, 8 * width, channels)
+
+        if len(prediction) < 64:
+            return {}
+        guess, true = tile(prediction).astype(np.float64), tile(truth).astype(np.float64)
+        return {"tiled_psnr": float(peak_signal_noise_ratio(true, guess, data_range=1.0)),
+                "tiled_ssim": float(structural_similarity(true, guess, data_range=2.0, channel_axis=-1))}  # fmt: skip
+
+
 def edge_energy(images: np.ndarray) -> np.ndarray:
     """(N, H, W, C) in [0, 1] -> (N,) mean absolute difference between neighbouring pixels of the gray image."""
     gray = images.mean(axis=-1)
@@ -218,6 +343,7 @@ TASKS: dict[str, type] = {
     "colorize": Colorize,
     "translate": Translate,
     "transfer": Transfer,
+    "restore": Restore,
 }
 
 

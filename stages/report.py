@@ -14,21 +14,25 @@ def report(
     study: Annotated[str, typer.Argument(help="a name listed under `studies:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side), and
-    attach them to a `<study> table` MLflow run."""
+    """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side, and
+    for restore studies each forward model's time against error), and attach them to a `<study> table` MLflow run."""
     with user_errors():
         from pipeline.files import staged_dir, write_text
         from pipeline.render import grid, save_png
-        from pipeline.report import comparisons, log_table, study_table, to_markdown
+        from pipeline.report import comparisons, log_table, plot_time_curves, study_table, time_curves, to_markdown
 
         config = load(params)
         table = study_table(config, study, METRICS)
         figures = comparisons(config, study, METRICS)
+        curves = time_curves(config, study, METRICS, table)
         folder = REPORTS / study / COMPARISON
         with staged_dir(folder) as staging:
             for key, (_, rows) in figures.items():
                 save_png(grid(rows), staging / f"{key}.png")
+            for key, methods in curves.items():
+                plot_time_curves(methods, f"{key}: time against error", staging / f"time_{key}.png")
         shown = {f"{COMPARISON}/{key}.png": names for key, (names, _) in figures.items()}
+        shown |= {f"{COMPARISON}/time_{key}.png": list(methods) for key, methods in curves.items()}
         paths = [REPORTS / study / "table.csv", REPORTS / study / "table.md"]
         write_text(paths[0], table.to_csv(index=False))
         write_text(paths[1], to_markdown(table, f"Study `{study}`", shown))

@@ -25,6 +25,8 @@ TINY = {
     "pix2pix": {"width": 4, "depth": 3, "critic_width": 4, "critic_layers": 2},
     "conditional_aegan": {"latent_dim": 4, "width": 4, "critic_width": 4, "condition_width": 2},
     "image_conditional_aegan": {"latent_dim": 4, "width": 4, "critic_width": 4, "condition_width": 2},
+    "ambient_vaegan": {"latent_dim": 4, "width": 4},
+    "ambient_gan": {"latent_dim": 4, "width": 4},
 }
 CONDITIONAL = sorted(name for name, model in MODELS.items() if hasattr(model, "conditioned_on"))
 RECONSTRUCTING = sorted(name for name, model in MODELS.items() if hasattr(model, "encode") and name not in CONDITIONAL)
@@ -38,7 +40,7 @@ def test_every_model_has_a_tiny_config():
 
 def test_every_model_reconstructs_samples_or_translates():
     assert set(RECONSTRUCTING) | set(SAMPLING) | set(TRANSLATING) | set(CONDITIONAL) == set(MODELS)
-    assert set(SAMPLING) - set(RECONSTRUCTING) == {"linear_gan", "linear_wgan", "dcgan", "wgan_gp"}
+    assert set(SAMPLING) - set(RECONSTRUCTING) == {"linear_gan", "linear_wgan", "dcgan", "wgan_gp", "ambient_gan"}
 
 
 @pytest.mark.parametrize("name", RECONSTRUCTING)
@@ -112,7 +114,7 @@ def test_linear_models_have_the_seeds_fashion_mnist_sizes():
 
 
 def test_unknown_model_lists_the_names():
-    with pytest.raises(ValueError, match="unknown model 'vae'; choose one of colorizer, colorizer_unet, conditional_aegan, conv_ae, conv_vae, "):
+    with pytest.raises(ValueError, match="unknown model 'vae'; choose one of ambient_gan, ambient_vaegan, colorizer, colorizer_unet, conditional_aegan, "):
         build_model("vae")
 
 
@@ -155,9 +157,14 @@ def test_colorizer_has_the_seeds_weight_count_and_outputs_signed_chroma():
     seed = build_model("colorizer", in_channels=1, out_channels=2, image_size=256, width=64)
     assert sum(p.numel() for p in seed.parameters()) == 6_219_410  # the seed's Keras summary
     assert seed.output_range == (-1.0, 1.0)
-    chroma = build_model("colorizer", in_channels=1, out_channels=2, image_size=16, width=4)(torch.rand(2, 1, 16, 16)).image
-    assert chroma.min() < 0  # tanh, not a sigmoid: ab/128 is signed
+    small = build_model("colorizer", in_channels=1, out_channels=2, image_size=16, width=4)
+    last = [m for m in small.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():  # the last layer's output is −1 everywhere: tanh keeps the sign, a sigmoid would not
+        last.weight.zero_(), last.bias.fill_(-1.0)
+    chroma = small(torch.rand(2, 1, 16, 16)).image
+    assert torch.allclose(chroma, torch.tanh(torch.tensor(-1.0)))  # ab/128 is signed
     # The seed upsamples after the tanh: every 2×2 block of the output is one prediction.
+    chroma = build_model("colorizer", in_channels=1, out_channels=2, image_size=16, width=4)(torch.rand(2, 1, 16, 16)).image
     assert torch.equal(chroma[..., ::2, ::2], chroma[..., 1::2, 1::2])
 
 

@@ -15,6 +15,7 @@ from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.evaluation.metrics import summarise
+from pipeline.evaluation.search import SEED_BATCH, clock, latent_search
 from pipeline.images import to_numpy, to_uint8
 from pipeline.tasks import Batch, Reconstruct, build_task, load_tensors
 from pipeline.training.loop import resolve_device
@@ -30,6 +31,7 @@ class Predictions(NamedTuple):
     outputs: list[torch.Tensor]  # one (B, C, H, W) prediction per batch
     run: dict  # the training run's summary (run.json): MLflow run id, train time
     test: dict[str, torch.Tensor]  # the test split's views and labels, on the model's device
+    seconds: float  # spent in `task.predict` over all batches, after a warm-up on two images
 
 
 @torch.no_grad()
@@ -46,18 +48,23 @@ def predict_split(params: Params, name: str, *, prepared_dir: Path, model_dir: P
     generator = torch.Generator(device).manual_seed(params.base.seed)
     count = len(arrays["labels"]) if limit is None else min(limit, len(arrays["labels"]))
     count = count if task.reconstructs else 0
-    batches, predictions = [], []
+    batches, predictions, seconds = [], [], 0.0
     for start in range(0, count, EVAL_BATCH):
         batch = task.batch(arrays, torch.arange(start, min(start + EVAL_BATCH, count), device=device), generator)
-        batches.append(batch)
+        if not batches:  # the first call pays for one-time set-up (kernels, allocations), which is not restoring
+            task.predict(model, batch.head(2))
+        started = clock(device)
         predictions.append(task.predict(model, batch).float())
-    return Predictions(task, model, batches, predictions, summary, arrays)
+        seconds += clock(device) - started
+        batches.append(batch)
+    return Predictions(task, model, batches, predictions, summary, arrays, seconds)
 
 
 class Evaluation(NamedTuple):
     summary: dict  # means, stds, FCD, train time
     table: pd.DataFrame  # one row per test image, or per sample for a model that only generates
-    preview: dict[str, np.ndarray]  # the first test inputs, outputs and truths (or samples), uint8 NHWC
+    preview: dict[str, np.ndarray]  # the first test inputs, outputs, truths, baseline outputs (or samples), uint8 NHWC;
+    # and a latent search's (steps + 1, 2) float curve of seconds per image against error
 
 
 def evaluate_experiment(
@@ -75,7 +82,7 @@ def evaluate_experiment(
     `colour_from_latent`. The summary also goes to the model's MLflow run as `test/<score>`. The preview holds the
     first `render.columns` images, which the study report sets side by side with other models'.
     """
-    task, model, batches, predictions, run, test = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
+    task, model, batches, predictions, run, test, seconds = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir)
     count = params.render.columns
     summary: dict[str, float] = {}
     table = pd.DataFrame()
@@ -84,14 +91,25 @@ def evaluate_experiment(
         prediction = np.concatenate([to_numpy(p) for p in predictions])
         truth = np.concatenate([to_numpy(task.truth(b)) for b in batches])
         given = np.concatenate([to_numpy(b.input) for b in batches])
-        scores = task.scores(prediction, truth)
+        outputs = {"": prediction}
         if task.scores_input:
-            scores |= {f"input_{key}": value for key, value in task.scores(given, truth).items()}
+            outputs["input_"] = given
+        summary["seconds_per_image"] = seconds / len(prediction)
         if hasattr(task, "baseline"):  # a non-learned method on the very same inputs
-            scores |= {f"baseline_{key}": value for key, value in task.scores(task.baseline(given), truth).items()}
+            started = clock(torch.device("cpu"))
+            measured = np.concatenate([b.input.float().permute(0, 2, 3, 1).cpu().numpy() for b in batches])  # unclipped
+            outputs["baseline_"] = task.baseline(measured)
+            summary["baseline_seconds_per_image"] = (clock(torch.device("cpu")) - started) / len(given)
+        scores = {f"{prefix}{key}": value for prefix, images in outputs.items() for key, value in task.scores(images, truth).items()}
+        if hasattr(task, "tiled_scores"):  # the seed's protocol: one tiled grid of the first 64 images
+            summary |= {f"{prefix}{key}": value for prefix, images in outputs.items() for key, value in task.tiled_scores(images, truth).items()}
         summary |= {**summarise(scores), "images": len(prediction)}
         table = pd.DataFrame({"image": np.arange(len(prediction)), **scores})
         preview = {"input": given[:count], "output": prediction[:count], "truth": truth[:count]}
+        if "baseline_" in outputs:
+            preview["baseline"] = outputs["baseline_"][:count]
+        if getattr(task, "searches_latent", False) and not hasattr(model, "encode"):
+            preview["search_curve"] = search_curve(task, model, batches[0])
     if hasattr(model, "scores"):  # scores of the fitted model itself, e.g. PCA's explained variance
         summary |= model.scores()
     if not task.reconstructs:
@@ -120,7 +138,22 @@ def evaluate_experiment(
     summary["train_seconds"] = run["train_seconds"]
     tracked = tracking.reopen(tracking.resolve_uri(params.tracking.uri), run["run_id"], tags={"dvc.evaluate": f"evaluate@{name}"})
     tracked.log_metrics([(0, {f"test/{key}": value for key, value in summary.items() if key != "train_seconds"})])
-    return Evaluation(summary, table, {key: to_uint8(value) for key, value in preview.items()})
+    return Evaluation(summary, table, {key: to_uint8(value) if value.ndim == 4 else value for key, value in preview.items()})
+
+
+def search_curve(task: Reconstruct, model: torch.nn.Module, batch: Batch) -> np.ndarray:
+    """The latent search's error as it runs on the first 64 test images (the seed's batch): (steps + 1, 2) rows
+    of (seconds per image spent so far, mean squared error against the clean images), for the seed's
+    time-versus-error plot. The table's time and error are those of the full run over every test image."""
+    rows = []
+    target = batch.target[:SEED_BATCH]
+
+    def record(seconds: float, images: torch.Tensor) -> None:
+        rows.append((seconds / len(images), float((images.float().clamp(0, 1) - target).pow(2).mean())))
+
+    first = batch.head(SEED_BATCH)
+    latent_search(model, first.input, task.search_measure(first), task.search, trace=record)
+    return np.array(rows, dtype=np.float32)
 
 
 @torch.no_grad()

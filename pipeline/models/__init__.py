@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from pipeline.models.ambient import AmbientGAN, AmbientVAEGAN
 from pipeline.models.autoencoder import ConvAutoencoder, SeedConvAutoencoder
 from pipeline.models.colorizer import Colorizer, ColorizerUNet
 from pipeline.models.conditional import ImageConditionalAEGAN, LabelConditionalAEGAN
@@ -34,6 +35,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "pix2pix": Pix2Pix,
     "conditional_aegan": LabelConditionalAEGAN,
     "image_conditional_aegan": ImageConditionalAEGAN,
+    "ambient_vaegan": AmbientVAEGAN,
+    "ambient_gan": AmbientGAN,
 }
 
 

@@ -69,7 +69,7 @@ def fit(
         pending: list[tuple[int, dict[str, Tensor], int]] = []  # (step, losses, images) not yet read back
         for start in range(0, count, batch_size):
             index = order[start : start + batch_size]
-            batch = task.batch(arrays, index, generator)
+            batch = task.training_batch(arrays, index, generator)
             with autocast(device, precision):
                 losses = update(batch)
             step += 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -113,7 +115,7 @@ def train_experiment(
     with staged_dir(model_dir) as staging:
         torch.save(
             {"model": experiment.model.name, "model_args": model_args, "state_dict": model.state_dict(),
-             "task": experiment.task.name, "task_args": dict(experiment.task.args)},
+             "task": experiment.task.name, "task_args": plain(experiment.task.args)},
             staging / MODEL_FILE,
         )  # fmt: skip
         summary = {"run_id": run.run_id, "experiment": name, "epochs": experiment.train.epochs, "train_seconds": seconds}
@@ -137,6 +139,11 @@ def load_trained(model_dir: Path, device: torch.device) -> tuple[torch.nn.Module
     model = build_model(saved["model"], **saved["model_args"]).to(device)
     model.load_state_dict(saved["state_dict"])
     return model.eval(), json.loads((model_dir / RUN_FILE).read_text())
+
+
+def plain(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as builtins (a nested config as a dict), which `torch.load(weights_only=True)` reads back."""
+    return {key: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value for key, value in args.items()}
 
 
 def _write_curves(rows: list[dict[str, float]], plots_dir: Path) -> None:
