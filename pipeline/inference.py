@@ -27,7 +27,7 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
 
     The image goes through what prepare does to the dataset (centre square, resize to the dataset's size,
     channels, and the view the task reads: lightness for colorize, Canny edges for translate), so the
-    output is the dataset's size. Returns it as (S, S, C) uint8.
+    output is the dataset's size. A restore model takes the image as the distorted one. Returns it as (S, S, C) uint8.
     """
     experiment = params.experiment(name)
     dataset = params.dataset(experiment.dataset)
@@ -39,7 +39,9 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
     if not image_path.is_file():
         raise DataError(f"{image_path} not found; give the path of a PNG or JPEG file")
     images = standardise([decode_image(image_path, str(image_path))], dataset.image_size, dataset.channels)  # (1, S, S, C)
-    views = {view: derive_view(view, images, dataset) for view in task.views if view != "images"}
+    views = {view: derive_view(view, images, dataset) for view in task.views if view in ("gray", "edges", "lab")}
+    if hasattr(task, "bind"):  # restore: the image handed in is the distorted one, through the dataset's forward model
+        task.bind(dataset.forward.get(task.forward, {}))
     device = resolve_device(params.base.device)
     model, _ = load_trained(model_dir, device)
     arrays = {key: torch.from_numpy(value).to(device) for key, value in {"images": images, "labels": np.array([-1]), **views}.items()}

@@ -245,7 +245,11 @@ class Restore(Reconstruct):
         settings = read_manifest(folder).get("forward", {})
         if self.forward not in settings:
             raise DataError(f"{folder} has no {self.forward} copies; add {self.forward} under the dataset's `forward`")
-        self.operator = build_forward(self.forward, **settings[self.forward])
+        self.bind(settings[self.forward])
+
+    def bind(self, settings: Mapping[str, Any]) -> None:
+        """Use the forward model with these settings (p, size, sigma) from now on."""
+        self.operator = build_forward(self.forward, **settings)
 
     def measure(self, generator: torch.Generator) -> Callable[[Tensor], Tensor]:
         """The bound forward model drawing θ from `generator`: x (B, C, H, W) -> f_θ(x)."""
