@@ -1,0 +1,82 @@
+"""Restoration time per image: the Ambient VAE-GAN's encoder and decoder against ACSG's latent search, in one
+process on the same distorted test images (the trained models of `dvc repro`).
+
+    python bench/ambient_speed.py                                   # both forward models of the default study
+    python bench/ambient_speed.py --pair ambient_drop_digits acsg_drop_digits --batch 64
+
+For each pair it prints milliseconds per image for both (the fastest of `--repeats` passes over the first
+`--batch` test images, after a warm-up), their ratio, each one's mean squared error on those images, and
+how long the search takes to get as close as the encoder does, if it ever does within its steps; then
+the error of the seed's own search settings and of a random sample from the same generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from pipeline.config import load_params
+from pipeline.evaluation.search import LatentSearch, clock, latent_search
+from pipeline.tasks import build_task, load_tensors
+from pipeline.training.loop import resolve_device
+from pipeline.training.run import load_trained
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fastest(restore, repeats: int, device: torch.device) -> tuple[float, torch.Tensor]:
+    restore()  # warm-up
+    best, output = float("inf"), None
+    for _ in range(repeats):
+        started = clock(device)
+        output = restore()
+        best = min(best, clock(device) - started)
+    return best, output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pair", nargs=2, action="append", metavar=("AMBIENT", "ACSG"), help="experiment names")
+    parser.add_argument("--batch", type=int, default=256, help="test images restored at once")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    pairs = args.pair or [("ambient_drop_digits", "acsg_drop_digits"), ("ambient_noise_digits", "acsg_noise_digits")]
+    params = load_params(ROOT / "params.yaml")
+    device = resolve_device(params.base.device)
+    torch.set_grad_enabled(False)
+    for ambient_name, search_name in pairs:
+        experiment = params.experiment(search_name)
+        task = build_task(experiment.task.name, **experiment.task.args)
+        test = load_tensors(ROOT / "data" / "prepared" / experiment.dataset, "test", task, device)
+        count = min(args.batch, len(test["labels"]))
+        batch = task.batch(test, torch.arange(count, device=device), torch.Generator(device).manual_seed(params.base.seed))
+        encoder_model, _ = load_trained(ROOT / "models" / ambient_name, device)
+        search_model, _ = load_trained(ROOT / "models" / search_name, device)
+        encoder_seconds, encoded = fastest(lambda: encoder_model(batch.input).image, args.repeats, device)
+        curve: list[tuple[float, float]] = []
+
+        def record(seconds: float, images: torch.Tensor) -> None:
+            curve.append((seconds, float((images.clamp(0, 1) - batch.target).pow(2).mean())))
+
+        search_seconds, searched = fastest(lambda: latent_search(search_model, batch.input, task.search_measure(batch), task.search),
+                                           1, device)  # fmt: skip
+        latent_search(search_model, batch.input, task.search_measure(batch), task.search, trace=record)
+        encoder_error = float((encoded.clamp(0, 1) - batch.target).pow(2).mean())
+        search_error = float((searched.clamp(0, 1) - batch.target).pow(2).mean())
+        reached = next((seconds for seconds, error in curve if error <= encoder_error), None)
+        print(f"{ambient_name} vs {search_name} ({task.forward}, {count} images, {device}):")
+        print(f"  ambient encoder+decoder {1000 * encoder_seconds / count:.4f} ms/image, MSE {encoder_error:.4f}")
+        print(f"  ACSG, {task.search.steps} steps  {1000 * search_seconds / count:.3f} ms/image, MSE {search_error:.4f}")
+        print(f"  ratio {search_seconds / encoder_seconds:.0f}x per image")
+        print("  ACSG reaches the encoder's MSE " + (f"after {1000 * reached / count:.3f} ms/image" if reached else "never within its steps"))
+        seed_search = LatentSearch()  # the seed's: discriminator features, a fresh θ every step
+        seeded = latent_search(search_model, batch.input, batch.measure, seed_search)
+        random = search_model.sample(count, torch.Generator(device).manual_seed(params.base.seed))
+        print(f"  the seed's search (features, fresh θ) MSE {float((seeded.clamp(0, 1) - batch.target).pow(2).mean()):.4f}; "
+              f"a random sample's {float((random - batch.target).pow(2).mean()):.4f}")
+
+
+if __name__ == "__main__":
+    main()
