@@ -17,7 +17,7 @@ from pipeline.data.store import load_split, read_manifest
 from pipeline.errors import DataError
 from pipeline.evaluation.metrics import psnr, ssim
 from pipeline.evaluation.search import LatentSearch, latent_search
-from pipeline.forward import build_forward
+from pipeline.forward import AddNoise, DropIndependent, DropPatch, build_forward
 from pipeline.images import ab_from_rgb, rgb_from_lab, to_float, to_numpy
 
 
@@ -238,7 +238,7 @@ class Restore(Reconstruct):
     ) -> None:  # fmt: skip
         self.forward, self.supervised, self.remeasure, self.search = forward, supervised, remeasure, search
         self.views = ("images", forward)
-        self.operator: Callable[[Tensor, torch.Generator], Tensor] | None = None  # bound by `check` from the manifest
+        self.operator: DropIndependent | DropPatch | AddNoise | None = None  # bound by `check` from the manifest
 
     def check(self, arrays: Mapping[str, Tensor], folder: Path) -> None:
         """Bind the forward model with the settings prepare used for these copies (its manifest's `forward`)."""
@@ -297,24 +297,23 @@ class Restore(Reconstruct):
           one that reads exactly 0; pixels that were black already are filled from their neighbours), after
           undoing drop_independent's 1/(1 − p) scaling;
         - add_noise: total-variation denoising (Chambolle), weight σ/2;
-        - blur_add_noise: Wiener deconvolution with the known blur, balance σ² over the image's power.
+        - blur_add_noise: Wiener deconvolution with the known blur, self-tuned (scikit-image's unsupervised
+          Wiener: it estimates the noise and the smoothness prior from the image).
         """
         from skimage import restoration  # imported here: it costs every stage 0.4 s of scipy.stats
 
         operator = self.operator
         restored = []
-        for image in measured.astype(np.float64):
-            if self.forward in ("add_noise", "blur_add_noise"):
-                if self.forward == "add_noise":
-                    image = restoration.denoise_tv_chambolle(image, weight=operator.sigma / 2, channel_axis=-1)
-                else:
-                    balance = operator.sigma**2 / max(float((image**2).mean()), 1e-6)
-                    kernel = operator.kernel.double().numpy()
-                    image = np.stack([restoration.wiener(image[..., c], kernel, balance, clip=False) for c in range(image.shape[-1])], -1)
+        for image in measured.astype(np.float64):  # (H, W, C)
+            channels = range(image.shape[-1])
+            if self.forward == "add_noise":
+                image = restoration.denoise_tv_chambolle(image, weight=operator.sigma / 2, channel_axis=-1)
+            elif self.forward == "blur_add_noise":  # the noise level and the prior's weight are estimated per image
+                kernel = operator.kernel.double().numpy()
+                image = np.stack([restoration.unsupervised_wiener(image[..., c], kernel, clip=False, rng=0)[0] for c in channels], -1)
             else:
-                scale = 1.0 - operator.p if self.forward == "drop_independent" else 1.0
-                image = np.stack([restoration.inpaint_biharmonic(image[..., c] * scale, image[..., c] == 0)
-                                  for c in range(image.shape[-1])], -1)  # fmt: skip
+                kept = image * (1.0 - operator.p) if self.forward == "drop_independent" else image
+                image = np.stack([restoration.inpaint_biharmonic(kept[..., c], image[..., c] == 0) for c in channels], -1)
             restored.append(np.clip(image, 0.0, 1.0))
         return np.stack(restored).astype(np.float32)
 

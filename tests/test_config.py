@@ -178,3 +178,15 @@ def test_the_readme_block_for_other_photographs_parses_and_builds_at_full_size()
     raw["experiments"].update(block[0]["experiments"])
     params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
     assert params.dataset("lego").image_size == 256 and params.experiment("pix2pix_lego").model.args["depth"] == 8
+
+
+def test_the_readme_block_for_the_seeds_ambient_datasets_parses_and_builds_at_full_size():
+    (block,) = _readme_blocks("#### On CelebA and MNIST, as the seed")
+    raw = copy.deepcopy(repo_params())
+    raw["datasets"].update(block["datasets"])
+    raw["experiments"].update(block["experiments"])
+    params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+    assert params.dataset("celeba").forward == {"drop_independent": {"p": 0.9}, "drop_patch": {"size": 32}, "add_noise": {"sigma": 0.2}}
+    seed = params.experiment("ambient_drop_celeba")
+    assert seed.update == {} and seed.model.args == {}  # the seed's sizes and losses are the defaults
+    assert {params.experiment(name).task.args.get("forward") for name in block["experiments"]} == {"drop_independent", "drop_patch", "add_noise"}

@@ -428,7 +428,7 @@ class AmbientVAEGANUpdate(UpdateRule):
 
     Each part has its own RMSprop (decay 0.9 and ε 1e-10 as TensorFlow's) at lr·0.98^(step/10000), the decay
     frozen once lr falls to 5e-5. TensorFlow starts the running mean square at 1 and PyTorch at 0, so the first
-    steps here are larger: over 8 epochs of digits the TensorFlow start left the noise models 2-4 dB behind. The seed ran the three updates one after the other, each on a fresh pass;
+    steps here are larger, which over the study's short schedules learns faster (see the README). The seed ran the three updates one after the other, each on a fresh pass;
     here they share one forward pass (as Larsen's VAE-GAN code did), which costs a third less.
     """
 
