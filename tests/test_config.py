@@ -123,12 +123,18 @@ def test_the_readme_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_
     assert sum(p.numel() for p in model.parameters()) == sum(a * b + b for a, b in layers)
 
 
-def test_the_readme_block_for_mnist_and_celeba_transfer_parses_and_builds():
-    (block,) = _readme_blocks("#### On MNIST, as the seed, and on CelebA")
+def _with_block(block: dict):
+    """The repository's params with a README block's datasets and experiments merged in, checked (which
+    builds every model, weightless, with its dataset's shape)."""
     raw = copy.deepcopy(repo_params())
     raw["datasets"].update(block["datasets"])
     raw["experiments"].update(block["experiments"])
-    params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+    return parse_params(raw)
+
+
+def test_the_readme_block_for_mnist_and_celeba_transfer_parses_and_builds():
+    (block,) = _readme_blocks("#### On MNIST, as the seed, and on CelebA")
+    params = _with_block(block)
     seed = params.experiment("aegan_mnist")
     assert seed.model.args == {} and seed.update == {"lr": 1e-4} and seed.train.epochs == 20  # the seed's sizes are the defaults
     assert {params.experiment(name).task.args.get("condition") for name in block["experiments"]} == {"label", "gray", "edges", None}
@@ -182,10 +188,7 @@ def test_the_readme_block_for_other_photographs_parses_and_builds_at_full_size()
 
 def test_the_readme_block_for_the_seeds_ambient_datasets_parses_and_builds_at_full_size():
     (block,) = _readme_blocks("#### On CelebA and MNIST, as the seed")
-    raw = copy.deepcopy(repo_params())
-    raw["datasets"].update(block["datasets"])
-    raw["experiments"].update(block["experiments"])
-    params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+    params = _with_block(block)
     assert params.dataset("celeba").forward == {"drop_independent": {"p": 0.9}, "drop_patch": {"size": 32}, "add_noise": {"sigma": 0.2}}
     seed = params.experiment("ambient_drop_celeba")
     assert seed.update == {} and seed.model.args == {}  # the seed's sizes and losses are the defaults
