@@ -285,6 +285,9 @@ def _cross_check(params: Params) -> Params:
             learners = sorted(n for n, m in MODELS.items() if update_rule_for(m).learns_from_measurements)
             raise ConfigError(f"{where}.task.supervised: {experiment.model.name} learns from clean targets; set supervised: true "
                               f"or use one of {', '.join(learners)}")  # fmt: skip
+        if forward_model is not None and task_instance.supervised and not hasattr(model, "encode"):
+            raise ConfigError(f"{where}.task.supervised: {experiment.model.name} has no encoder to learn a restoration with; "
+                              "a generator trains on the measurements (remove supervised)")  # fmt: skip
         searches = getattr(task, "searches_latent", False)  # a decoder-only model restores by latent search
         if task.reconstructs and issubclass(model, PriorSampler) and not hasattr(model, "encode") and not searches:
             raise ConfigError(f"{where}.task.name: {experiment.model.name} maps noise to images, not images to images; use task generate")

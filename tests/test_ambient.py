@@ -255,6 +255,8 @@ def test_the_seed_protocol_tiles_64_images_and_scores_ssim_over_range_two():
         ({"task": {"name": "restore", "forward": "blur_add_noise"}}, "experiments.bad.task.forward: dataset digits prepares no blur_add_noise"),
         ({"task": {"name": "restore"}, "model": {"name": "conv_ae"}, "update": {}}, "experiments.bad.task.supervised: conv_ae learns from clean targets"),
         ({"task": {"name": "restore", "search": {"theta": "known"}}}, "experiments.bad.task.search.theta: 'known' is not valid"),
+        ({"task": {"name": "restore", "supervised": True}, "model": {"name": "ambient_gan"}, "update": {}},
+         "experiments.bad.task.supervised: ambient_gan has no encoder"),
     ],
 )
 def test_restore_settings_that_cannot_work_are_refused(settings, message):
@@ -300,3 +302,77 @@ def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits
     assert isinstance(table, pd.DataFrame) and "seed_psnr" not in table  # digits is not CelebA
     images = load_split(prepared_digits / "digits", "test")["images"]
     assert preview["truth"].shape[1:] == images.shape[1:]
+
+
+def _towards(score: torch.Tensor, label: float) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(score, torch.full_like(score, label))
+
+
+def test_the_ambient_losses_are_the_seeds_and_each_part_takes_only_its_own_gradient():
+    from pipeline.tasks import Batch
+
+    torch.manual_seed(0)
+    model = build_model("ambient_vaegan", in_channels=1, out_channels=1, image_size=28, width=4, latent_dim=4)
+    before = copy.deepcopy(model)
+    weights = {"decoder_weight": 0.5, "kl_weight": 0.1}
+    update = training_run.update_rule_for(type(model))(model, **weights)
+    measured = torch.rand(6, 1, 28, 28)
+    halve = lambda images: 0.5 * images  # noqa: E731  a deterministic "forward model"
+    torch.manual_seed(1)
+    losses = update(Batch(input=measured, target=None, label=torch.zeros(6, dtype=torch.long), measure=halve))
+
+    torch.manual_seed(1)  # the same draws: the posterior sample, then the prior's noise
+    output = before(measured)
+    prior = before.decode(torch.randn(6, 4))
+    real_score, real_features = before.critic.judge(measured)
+    reconstruction_score, reconstruction_features = before.critic.judge(halve(output.image))
+    prior_score = before.critic(halve(prior))
+    pixel = 0.5 * (output.image - measured).pow(2).mean()  # the unmeasured term, the seed's default
+    feature = 0.5 * (reconstruction_features - real_features).pow(2).mean()
+    kl = -0.5 * torch.mean(1 + output.logvar - output.mean.pow(2) - output.logvar.exp())
+    similarity = 10 * pixel + feature  # α = 10, β = 1
+    expected = {
+        "encoder": 0.1 * kl + similarity,
+        "decoder": _towards(prior_score, 0.375) + _towards(reconstruction_score, 0.375) + 0.5 * similarity,
+        "critic": _towards(real_score, 0.75) + _towards(prior_score, 0.0) + _towards(reconstruction_score, 0.0),
+    }
+    for name, value in expected.items():
+        assert losses[f"loss_{name}"] == pytest.approx(float(value), rel=1e-5)
+        own = torch.autograd.grad(value, list(getattr(before, name).parameters()), retain_graph=True)
+        used = [p.grad for p in getattr(model, name).parameters()]
+        assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(own, used)), f"{name} stepped on another loss"
+
+
+def test_the_ambient_update_resumes_its_learning_rate_schedule():
+    model = build_model("ambient_vaegan", in_channels=1, out_channels=1, image_size=28, width=4, latent_dim=4)
+    rule = training_run.update_rule_for(type(model))
+    update = rule(model, lr=3e-4)
+    update.steps = 10_000
+    assert update.learning_rate() == pytest.approx(3e-4 * 0.98)
+    resumed = rule(model, lr=3e-4)
+    resumed.load_state_dict(update.state_dict())
+    assert resumed.steps == 10_000 and resumed.learning_rate() == update.learning_rate()
+    update.steps = 10**9  # far past the floor: the seed stops decaying at 5e-5
+    assert update.learning_rate() == pytest.approx(5e-5)
+
+
+def test_apply_scales_a_drop_independent_file_as_prepare_scaled_its_copies(tmp_path, prepared_digits):
+    from PIL import Image
+
+    from pipeline.inference import apply_to_file
+    from pipeline.tasks import load_tensors
+
+    raw = ambient_params(ambient={"task": {"name": "restore"}})
+    params = parse_params(raw)
+    _train(raw, "ambient", {"prepared": prepared_digits / "digits", "out": tmp_path})
+    task = Restore()
+    test = load_tensors(prepared_digits / "digits", "test", task, torch.device("cpu"))
+    copy_ = test["drop_independent"][:1].float()  # (1, 28, 28, 1): kept pixels scaled by 1/(1 − 0.5)
+    pixels = (copy_[0, ..., 0] * 0.5 * 255).round().clamp(0, 255).to(torch.uint8).numpy()  # what a file can hold
+    Image.fromarray(pixels).save(tmp_path / "measured.png")
+    written = apply_to_file(params, "ambient", model_dir=tmp_path / "ambient", image_path=tmp_path / "measured.png",
+                            out_path=tmp_path / "restored.png")  # fmt: skip
+    model, _ = training_run.load_trained(tmp_path / "ambient", torch.device("cpu"))
+    with torch.no_grad():
+        direct = model(torch.from_numpy(pixels).float()[None, None] / 255 / 0.5).image
+    assert np.abs(written.astype(int) - (direct[0, 0].numpy() * 255).round()[..., None]).max() <= 1

@@ -57,8 +57,8 @@ def latent_search(
         measure: f as `settings.theta` asks: with a fresh θ on every call, or with y's own.
         settings: the loss and the optimiser.
         seed: draws the starting z.
-        trace: called after every step with the seconds spent searching so far and the G(z) that step
-            measured, and once more with the final G(z).
+        trace: called with each G(z) the search draws and the seconds it had searched when that image was
+            drawn: once per step (the image the step starts from) and once for the final G(z).
 
     The seed summed z² over its batch of 64 while the other terms are batch means; here the prior term is
     scaled by 64 / B, so each image is restored as it would be in a batch of 64 whatever the batch size.
@@ -74,6 +74,7 @@ def latent_search(
         for _ in range(settings.steps):
             started = clock(device)
             image = model.decode(z)
+            drawn = spent + clock(device) - started if trace is not None else 0.0  # when this G(z) was there to read
             seen = measure(image)
             loss = prior_weight * z.float().pow(2).sum()
             if settings.feature_weight:
@@ -85,7 +86,7 @@ def latent_search(
             optimizer.step()
             spent += clock(device) - started
             if trace is not None:
-                trace(spent, image.detach())
+                trace(drawn, image.detach())
         started = clock(device)
         with torch.no_grad():
             image = model.decode(z)
