@@ -11,6 +11,7 @@ import pandas as pd
 from pipeline.config import ExperimentConfig, Params
 from pipeline.errors import DataError
 from pipeline.models import MODELS
+from pipeline.tasks import build_task
 
 
 # The seed's table (Ambient VAE-GAN, CelebA 64×64, one tiled batch of 64): (method, forward model) -> (PSNR, SSIM)
@@ -20,6 +21,11 @@ SEED_CELEBA = {
     ("ambient", "add_noise"): (20.20, 0.83), ("ambient", "drop_independent"): (17.51, 0.60), ("ambient", "drop_patch"): (16.15, 0.49),
     ("non-learned", "add_noise"): (19.54, 0.76), ("non-learned", "drop_independent"): (15.24, 0.42), ("non-learned", "drop_patch"): (16.23, 0.50),
 }  # fmt: skip
+
+
+def forward_model(experiment: ExperimentConfig) -> str:
+    """The forward model a restore experiment undoes, its task's default where params do not name one."""
+    return build_task(experiment.task.name, **experiment.task.args).forward
 
 
 def restore_method(experiment: ExperimentConfig) -> str:
@@ -54,7 +60,7 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
              "task": experiment.task.name, "latent_dim": experiment.model.args.get("latent_dim", ""), **scores}
         )  # fmt: skip
         if experiment.task.name == "restore":
-            rows[-1] |= {"forward": experiment.task.args.get("forward", "drop_independent"), "method": restore_method(experiment)}
+            rows[-1] |= {"forward": forward_model(experiment), "method": restore_method(experiment)}
     rows += restore_rows(params, rows)
     for dataset in dict.fromkeys(row["dataset"] for row in rows if "fcd" in row):
         path = metrics_dir / "classifiers" / f"{dataset}.json"
@@ -133,7 +139,7 @@ def restore_blocks(params: Params, names: list[str], previews: dict[str, dict[st
     restoration (in params order) and the non-learned one."""
     by_forward: dict[str, list[str]] = {}
     for name in names:
-        by_forward.setdefault(params.experiment(name).task.args.get("forward", "drop_independent"), []).append(name)
+        by_forward.setdefault(forward_model(params.experiment(name)), []).append(name)
     labels, rows = [], []
     for forward, members in by_forward.items():
         first = previews[members[0]]
