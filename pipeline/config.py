@@ -277,17 +277,8 @@ def _cross_check(params: Params) -> Params:
         with torch.device("meta"), _without_dynamo():
             instance = _try(lambda: model(**shape, **model_args), f"{where}.model")
             _try(lambda: update_rule_for(model)(instance, **update_args), f"{where}.update")  # e.g. penalty and clip both 0
-        forward_model = getattr(task_instance, "forward", None)  # the forward model a restore task undoes
-        if forward_model is not None and forward_model not in params.datasets[experiment.dataset].forward:
-            raise ConfigError(f"{where}.task.forward: dataset {experiment.dataset} prepares no {forward_model} copies; "
-                              f"add {forward_model} under datasets.{experiment.dataset}.forward")  # fmt: skip
-        if forward_model is not None and not task_instance.supervised and not update_rule_for(model).learns_from_measurements:
-            learners = sorted(n for n, m in MODELS.items() if update_rule_for(m).learns_from_measurements)
-            raise ConfigError(f"{where}.task.supervised: {experiment.model.name} learns from clean targets; set supervised: true "
-                              f"or use one of {', '.join(learners)}")  # fmt: skip
-        if forward_model is not None and task_instance.supervised and not hasattr(model, "encode"):
-            raise ConfigError(f"{where}.task.supervised: {experiment.model.name} has no encoder to learn a restoration with; "
-                              "a generator trains on the measurements (remove supervised)")  # fmt: skip
+        if hasattr(task_instance, "forward"):  # restore: the dataset must prepare the copies, the model suit the mode
+            _check_restore(task_instance, model, experiment, params.datasets[experiment.dataset], where)
         searches = getattr(task, "searches_latent", False)  # a decoder-only model restores by latent search
         if task.reconstructs and issubclass(model, PriorSampler) and not hasattr(model, "encode") and not searches:
             raise ConfigError(f"{where}.task.name: {experiment.model.name} maps noise to images, not images to images; use task generate")
@@ -328,6 +319,22 @@ def _cross_check(params: Params) -> Params:
     return dataclasses.replace(
         params, datasets=types.MappingProxyType(datasets), experiments=types.MappingProxyType(experiments)
     )
+
+
+def _check_restore(task: Any, model: type, experiment: ExperimentConfig, dataset: DatasetConfig, where: str) -> None:
+    from pipeline.models import MODELS
+    from pipeline.training.steps import update_rule_for
+
+    if task.forward not in dataset.forward:
+        raise ConfigError(f"{where}.task.forward: dataset {experiment.dataset} prepares no {task.forward} copies; "
+                          f"add {task.forward} under datasets.{experiment.dataset}.forward")  # fmt: skip
+    if not task.supervised and not update_rule_for(model).learns_from_measurements:
+        learners = sorted(n for n, m in MODELS.items() if update_rule_for(m).learns_from_measurements)
+        raise ConfigError(f"{where}.task.supervised: {experiment.model.name} learns from clean targets; set supervised: true "
+                          f"or use one of {', '.join(learners)}")  # fmt: skip
+    if task.supervised and not hasattr(model, "encode"):
+        raise ConfigError(f"{where}.task.supervised: {experiment.model.name} has no encoder to learn a restoration with; "
+                          "a generator trains on the measurements (remove supervised)")  # fmt: skip
 
 
 @contextlib.contextmanager

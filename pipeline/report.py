@@ -23,16 +23,13 @@ SEED_CELEBA = {
 }  # fmt: skip
 
 
-def forward_model(experiment: ExperimentConfig) -> str:
-    """The forward model a restore experiment undoes, its task's default where params do not name one."""
-    return build_task(experiment.task.name, **experiment.task.args).forward
-
-
-def restore_method(experiment: ExperimentConfig) -> str:
-    """What a restore experiment is in the seed's table: supervised, ambient (an encoder) or ACSG (a search)."""
-    if experiment.task.args.get("supervised"):
-        return "supervised"
-    return "ACSG" if not hasattr(MODELS[experiment.model.name], "encode") else "ambient"
+def restore_role(experiment: ExperimentConfig) -> tuple[str, str]:
+    """(the forward model a restore experiment undoes, its method in the seed's table: supervised, ambient
+    (an encoder) or ACSG (a latent search)), read off its task as the pipeline builds it."""
+    task = build_task(experiment.task.name, **experiment.task.args)
+    if task.supervised:
+        return task.forward, "supervised"
+    return task.forward, "ambient" if hasattr(MODELS[experiment.model.name], "encode") else "ACSG"
 
 
 def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
@@ -60,7 +57,7 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
              "task": experiment.task.name, "latent_dim": experiment.model.args.get("latent_dim", ""), **scores}
         )  # fmt: skip
         if experiment.task.name == "restore":
-            rows[-1] |= {"forward": forward_model(experiment), "method": restore_method(experiment)}
+            rows[-1]["forward"], rows[-1]["method"] = restore_role(experiment)
     rows += restore_rows(params, rows)
     for dataset in dict.fromkeys(row["dataset"] for row in rows if "fcd" in row):
         path = metrics_dir / "classifiers" / f"{dataset}.json"
@@ -86,13 +83,15 @@ def restore_rows(params: Params, rows: list[dict]) -> list[dict]:
         if "forward" in row:
             groups.setdefault((row["dataset"], row["forward"]), []).append(row)
     for (dataset, forward), members in groups.items():
-        first = members[0]
-        for prefix, method in (("baseline_", "non-learned"), ("input_", "distorted input")):
-            scores = {key.removeprefix(prefix): value for key, value in first.items() if key.startswith(prefix)}
-            extra.append({"experiment": f"{method} ({forward})", "model": method, "dataset": dataset, "task": "restore",
-                          "latent_dim": "", "forward": forward, "method": method, **scores})  # fmt: skip
+        def scored(prefix: str, method: str) -> dict:  # a row from the first member's `<prefix>` scores
+            scores = {key.removeprefix(prefix): value for key, value in members[0].items() if key.startswith(prefix)}
+            return {"experiment": f"{method} ({forward})", "model": method, "dataset": dataset, "task": "restore",
+                    "latent_dim": "", "forward": forward, "method": method, **scores}  # fmt: skip
+
+        non_learned, distorted = scored("baseline_", "non-learned"), scored("input_", "distorted input")
+        extra += [non_learned, distorted]
         searched = [row["seconds_per_image"] for row in members if row["method"] == "ACSG"]
-        for row in [*members, extra[-2]]:
+        for row in [*members, non_learned]:
             if searched:
                 row["acsg_time_ratio"] = searched[0] / row["seconds_per_image"]
             seed = SEED_CELEBA.get((row["method"], forward))
@@ -139,7 +138,7 @@ def restore_blocks(params: Params, names: list[str], previews: dict[str, dict[st
     restoration (in params order) and the non-learned one."""
     by_forward: dict[str, list[str]] = {}
     for name in names:
-        by_forward.setdefault(forward_model(params.experiment(name)), []).append(name)
+        by_forward.setdefault(restore_role(params.experiment(name))[0], []).append(name)
     labels, rows = [], []
     for forward, members in by_forward.items():
         first = previews[members[0]]

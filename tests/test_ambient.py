@@ -292,9 +292,10 @@ def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits
     table = study_table(params, "ambient", metrics)
     rows = table.set_index("experiment")
     assert list(rows["method"].iloc[:5]) == ["ambient", "supervised", "ACSG", "non-learned", "distorted input"]
-    acsg_seconds = rows.loc["acsg", "seconds_per_image"]
-    assert rows.loc["ambient", "acsg_time_ratio"] == pytest.approx(acsg_seconds / rows.loc["ambient", "seconds_per_image"])
     ambient = json.loads((metrics / "ambient" / "ambient.json").read_text())
+    acsg = json.loads((metrics / "ambient" / "acsg.json").read_text())
+    assert rows.loc["ambient", "acsg_time_ratio"] == pytest.approx(acsg["seconds_per_image"] / ambient["seconds_per_image"])
+    assert rows.loc["ambient", "acsg_time_ratio"] > 5  # 20 search steps cost far more than one encoder pass
     assert rows.loc["non-learned (drop_independent)", "psnr_mean"] == ambient["baseline_psnr_mean"]
     assert rows.loc["distorted input (drop_independent)", "psnr_mean"] == ambient["input_psnr_mean"]
     curves = time_curves(params, "ambient", metrics, table)["digits_drop_independent"]
