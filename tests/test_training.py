@@ -25,9 +25,9 @@ def _train(tmp_path, prepared, raw=None, name="ae_tiny"):
     )  # fmt: skip
 
 
-def _interrupt_at(monkeypatch, call: int) -> None:
+def _interrupt_at(monkeypatch, call: int, rule: type = steps.ReconstructionUpdate) -> None:
     """Make the update rule raise KeyboardInterrupt (as Ctrl-C would) on its `call`-th batch."""
-    original = steps.ReconstructionUpdate.__call__
+    original = rule.__call__
     calls = {"n": 0}
 
     def dies(self, batch):
@@ -36,7 +36,7 @@ def _interrupt_at(monkeypatch, call: int) -> None:
             raise KeyboardInterrupt
         return original(self, batch)
 
-    monkeypatch.setattr(steps.ReconstructionUpdate, "__call__", dies)
+    monkeypatch.setattr(rule, "__call__", dies)
 
 
 def test_reconstruction_update_lowers_the_loss_on_a_fixed_batch():
@@ -305,3 +305,63 @@ def test_the_vae_wgan_critic_takes_the_clean_target_as_real_under_denoising(monk
     noisy = Batch(input=clean.input + 0.3, target=clean.target, label=clean.label)
     update(noisy)
     assert torch.equal(seen["real"], clean.target)
+
+
+@pytest.mark.parametrize(("rule", "critic_steps"), [("adversarial", 1), ("wasserstein", 2)])
+def test_the_generator_average_is_an_exponential_average_of_its_steps_and_replaces_it_at_the_end(rule, critic_steps):
+    torch.manual_seed(0)
+    model = build_model("linear_gan", in_channels=1, out_channels=1, image_size=8, latent_dim=4,
+                        generator_hidden=(8,), critic_hidden=(8,))  # fmt: skip
+    update = (steps.AdversarialUpdate(model, lr_generator=0.05, average=0.75) if rule == "adversarial"
+              else steps.WassersteinUpdate(model, lr=0.05, critic_steps=critic_steps, average=0.75))  # fmt: skip
+    weight = model.generator[0].weight
+    expected = None
+    for call in range(6):
+        update(_images(size=8))
+        if call % critic_steps == 0:  # a generator step: the average moves a quarter of the way to the new weights
+            expected = weight.detach().clone() if expected is None else 0.75 * expected + 0.25 * weight.detach()
+    last = weight.detach().clone()
+
+    resumed = steps.AdversarialUpdate(model, average=0.75) if rule == "adversarial" else steps.WassersteinUpdate(model, average=0.75)
+    resumed.load_state_dict(update.state_dict())
+    resumed.finish()
+    assert torch.allclose(weight, expected, atol=1e-6)
+    assert not torch.allclose(weight, last, atol=1e-3)  # the average is not the last step's weights
+
+
+def test_without_an_average_finish_leaves_the_weights_and_a_bad_decay_is_refused():
+    model = build_model("linear_gan", in_channels=1, out_channels=1, image_size=8, latent_dim=4,
+                        generator_hidden=(8,), critic_hidden=(8,))  # fmt: skip
+    update = steps.AdversarialUpdate(model)
+    update(_images(size=8))
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    update.finish()
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+    assert "average" not in update.state_dict()
+    with pytest.raises(ValueError, match=r"average must be in \[0, 1\)"):
+        steps.WassersteinUpdate(model, average=1.0)
+
+
+def test_a_gan_run_saves_the_averaged_generator_and_resumes_its_average(tmp_path, prepared_digits, monkeypatch):
+    def raw(average):
+        return tiny_params(
+            task={"name": "generate"}, update={"lr_generator": 1e-3, "lr_critic": 1e-3, "average": average},
+            model={"name": "linear_gan", "latent_dim": 4, "generator_hidden": [16], "critic_hidden": [16]},
+        )  # fmt: skip
+
+    def trained(folder):
+        return load_trained(folder / "models" / "ae_tiny", torch.device("cpu"))[0].state_dict()
+
+    _train(tmp_path / "plain", prepared_digits, raw(0.0))
+    _train(tmp_path / "averaged", prepared_digits, raw(0.9))
+    plain, averaged = trained(tmp_path / "plain"), trained(tmp_path / "averaged")
+    assert all(torch.equal(plain[key], averaged[key]) for key in plain if key.startswith("critic."))  # same training
+    assert not torch.allclose(plain["generator.0.weight"], averaged["generator.0.weight"])  # the average was saved
+
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 8 + 3, steps.AdversarialUpdate)
+        with pytest.raises(KeyboardInterrupt):
+            _train(tmp_path / "resumed", prepared_digits, raw(0.9))
+    _train(tmp_path / "resumed", prepared_digits, raw(0.9))
+    resumed = trained(tmp_path / "resumed")
+    assert all(torch.equal(value, resumed[key]) for key, value in averaged.items())

@@ -110,6 +110,7 @@ def train_experiment(
         raise
     finally:
         progress.close()
+    update.finish()
     seconds = seconds_before + time.perf_counter() - started
 
     with staged_dir(model_dir) as staging:
