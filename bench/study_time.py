@@ -1,10 +1,11 @@
 """Where a study's share of `dvc repro` goes: each of its stages timed inside one `dvc repro`, split into
 training and everything else (process start-up, data, scoring, figures, DVC's own bookkeeping).
 
-    python bench/study_time.py ambient          # about 5 minutes on 2 CPU cores
+    python bench/study_time.py ambient          # about 6 minutes on 2 CPU cores
 
 The commit (HEAD, or --commit) is checked out into a temporary git worktree, with its committed dvc.lock,
-and `dvc repro --force report@<study>` runs there from scratch with this environment's packages and a
+and `dvc repro --force report@<study> render@<experiment> …` (the report does not read the figures, so
+the render stages are named too) runs there from scratch with this environment's packages and a
 throw-away MLflow store: the study's upstream stages (download, prepare, classify) first, then its own.
 A stage's time runs from DVC announcing it to DVC announcing the next one, so it includes DVC hashing,
 caching and rewriting dvc.lock after the command. Upstream stages are listed but not counted: other
@@ -29,11 +30,11 @@ STAGE = re.compile(r"Running stage '([^']+)'")
 TRAINED = re.compile(r"^trained (\S+) in ([0-9.]+) s")
 
 
-def timed_stages(tree: Path, study: str) -> tuple[list[tuple[str, float]], dict[str, float]]:
+def timed_stages(tree: Path, targets: list[str]) -> tuple[list[tuple[str, float]], dict[str, float]]:
     """(stage, seconds) in the order DVC ran them, and each trained experiment's training seconds."""
     env = {**os.environ, "PYTHONPATH": str(tree), "MLFLOW_TRACKING_URI": f"sqlite:///{tree}/mlflow.db",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
-    command = ["dvc", "repro", "--force", f"report@{study}"]
+    command = ["dvc", "repro", "--force", *targets]
     process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     marks: list[tuple[str, float]] = []  # (stage, when DVC announced it)
     training: dict[str, float] = {}
@@ -58,15 +59,13 @@ def main() -> None:
     parser.add_argument("--commit", default="HEAD")
     args = parser.parse_args()
     experiments = yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"]
-    own = {f"report@{args.study}"} | {
-        f"{kind}@{name}" for name, settings in experiments.items() if settings["study"] == args.study
-        for kind in ("train", "evaluate", "render")
-    }  # fmt: skip
+    names = [name for name, settings in experiments.items() if settings["study"] == args.study]
+    own = {f"report@{args.study}"} | {f"{kind}@{name}" for name in names for kind in ("train", "evaluate", "render")}
     with tempfile.TemporaryDirectory() as scratch:
         tree = Path(scratch) / "tree"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), args.commit], cwd=ROOT, check=True)
         try:
-            stages, training = timed_stages(tree, args.study)
+            stages, training = timed_stages(tree, [f"report@{args.study}", *(f"render@{name}" for name in names)])
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
     print(f"{'stage':<40} {'seconds':>8} {'training':>9}")
