@@ -58,16 +58,19 @@ def main() -> None:
     parser.add_argument("study")
     parser.add_argument("--commit", default="HEAD")
     args = parser.parse_args()
-    experiments = yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"]
-    names = [name for name, settings in experiments.items() if settings["study"] == args.study]
-    own = {f"report@{args.study}"} | {f"{kind}@{name}" for name in names for kind in ("train", "evaluate", "render")}
     with tempfile.TemporaryDirectory() as scratch:
         tree = Path(scratch) / "tree"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), args.commit], cwd=ROOT, check=True)
         try:
+            experiments = yaml.safe_load((tree / "params.yaml").read_text())["experiments"]  # the timed commit's
+            names = [name for name, settings in experiments.items() if settings["study"] == args.study]
+            if not names:
+                raise SystemExit(f"no experiment of {args.commit} has study {args.study!r}")
             stages, training = timed_stages(tree, [f"report@{args.study}", *(f"render@{name}" for name in names)])
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
+        finally:  # never hide the run's own error behind a failed clean-up
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+            subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False)
+    own = {f"report@{args.study}"} | {f"{kind}@{name}" for name in names for kind in ("train", "evaluate", "render")}
     print(f"{'stage':<40} {'seconds':>8} {'training':>9}")
     for stage, seconds in stages:
         trained = training.get(stage.removeprefix("train@"), 0.0) if stage.startswith("train@") else 0.0

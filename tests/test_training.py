@@ -362,6 +362,9 @@ def test_a_gan_run_saves_the_averaged_generator_and_resumes_its_average(tmp_path
         _interrupt_at(patch, 8 + 3, steps.AdversarialUpdate)
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path / "resumed", prepared_digits, raw(0.9))
-    _train(tmp_path / "resumed", prepared_digits, raw(0.9))
+    saved = torch.load(tmp_path / "resumed" / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
+    assert saved["epoch"] == 1 and "average" in saved["update"]
+    summary = _train(tmp_path / "resumed", prepared_digits, raw(0.9))
+    assert summary["run_id"] == saved["run_id"]  # resumed, not started over
     resumed = trained(tmp_path / "resumed")
     assert all(torch.equal(value, resumed[key]) for key, value in averaged.items())

@@ -70,14 +70,17 @@ class UpdateRule:
     optional moving average of the generator's weights that becomes the generator when training ends."""
 
     optimizers: dict[str, torch.optim.Optimizer] = {}
-    average: AveragedModel | None = None  # see `keep_average`
+    average: AveragedModel | None = None  # the moving average of `averaged`, see `keep_average`
+    averaged: nn.Module  # the module whose weights are averaged (a generator)
     learns_from_measurements: ClassVar[bool] = False  # whether it trains on batches without a clean target
 
     def keep_average(self, module: nn.Module, decay: float) -> None:
         """Keep an exponential moving average of `module`'s weights (`decay` per `update_average` call; 0 is
         off), which `finish` puts in place of the weights. From step to step a GAN generator circles a good
         solution rather than settling on it; the average sits closer (Yazıcı et al. 2019), and its samples
-        lose the per-pixel noise a perceptron generator shows. About 1/(1 − decay) recent steps count."""
+        lose the per-pixel noise a perceptron generator shows. About 1/(1 − decay) recent steps count.
+        Buffers are averaged too: batch norm's running statistics, sensibly; its integer batch counter
+        stays at its first value, which batch norm with a fixed momentum never reads."""
         if not 0 <= decay < 1:
             raise ValueError(f"average must be in [0, 1) (0 is off), got {decay}")
         if decay:
@@ -263,7 +266,7 @@ class WassersteinUpdate(UpdateRule):
         self.optimizers = {"generator": self.optimizer_generator, "critic": self.optimizer_critic}
         self.calls = 0
         self.generator_losses: dict[str, Tensor] = {}  # the latest generator step's losses, reported until the next
-        if average:  # the VAE-WGAN's generator is a VAE, which this rule does not average
+        if average:  # guarded: the VAE-WGAN's model has no `generator` to name, and never averages
             self.keep_average(model.generator, average)
 
     def generator_parameters(self) -> list[nn.Parameter]:
