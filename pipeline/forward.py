@@ -20,10 +20,11 @@ class DropIndependent:
         if not 0.0 <= p < 1.0:
             raise ValueError(f"drop_independent.p must be in [0, 1), got {p}")
         self.p = p
+        self.gain = 1.0 / (1.0 - p)  # what kept pixels are multiplied by
 
     def sample(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
         keep = torch.rand(shape, generator=generator, device=generator.device) >= self.p
-        return keep.float() / (1.0 - self.p)  # (B, C, H, W)
+        return keep.float() * self.gain  # (B, C, H, W)
 
     def apply(self, x: Tensor, theta: Tensor) -> Tensor:
         return x * theta
@@ -31,7 +32,7 @@ class DropIndependent:
     def observed(self, measured: Tensor) -> Tensor:
         """θ as far as a measurement shows it: a pixel reading 0 was dropped (or was black, which is the same
         to the measurement); the others were kept and scaled."""
-        return (measured != 0).float() / (1.0 - self.p)
+        return (measured != 0).float() * self.gain
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(x.shape, generator))
@@ -44,6 +45,7 @@ class DropPatch:
     """
 
     keep_inside = False
+    gain = 1.0  # kept pixels are kept as they are
 
     def __init__(self, *, size: int = 14) -> None:
         if size < 1:
@@ -83,6 +85,8 @@ class KeepPatch(DropPatch):
 
 class AddNoise:
     """y = x + σ·n with n ~ N(0, 1) per pixel and channel; no clipping (the operator is linear)."""
+
+    gain = 1.0
 
     def __init__(self, *, sigma: float = 0.2) -> None:
         self.sigma = sigma

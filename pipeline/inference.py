@@ -42,9 +42,9 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
     views = {view: derive_view(view, images, dataset) for view in task.views if view in ("gray", "edges", "lab")}
     if hasattr(task, "bind"):  # restore: the image handed in is the distorted one, through the dataset's forward model
         task.bind(dataset.forward.get(task.forward, {}))
-        if task.forward == "drop_independent":  # a file cannot hold the kept pixels' 1/(1 − p) scaling; restore it
-            scaled = images.astype(np.float32) / 255.0 / (1.0 - task.operator.p)
-            images = np.where(images > 0, scaled, 0.0).astype(np.float16)  # float16, as prepare's distorted copies
+        # a file cannot hold a gain above 1 on kept pixels (drop_independent's 1/(1 − p)): put it back, in
+        # float16 as prepare stored its distorted copies
+        images = (images.astype(np.float32) / 255.0 * task.operator.gain).astype(np.float16)
     device = resolve_device(params.base.device)
     model, _ = load_trained(model_dir, device)
     arrays = {key: torch.from_numpy(value).to(device) for key, value in {"images": images, "labels": np.array([-1]), **views}.items()}

@@ -295,7 +295,7 @@ class Restore(Reconstruct):
 
         - drop models: biharmonic inpainting of the zeroed pixels, channel by channel (a dropped pixel is
           one that reads exactly 0; pixels that were black already are filled from their neighbours), after
-          undoing drop_independent's 1/(1 − p) scaling;
+          dividing out the operator's gain on kept pixels (drop_independent's 1/(1 − p));
         - add_noise: total-variation denoising (Chambolle), weight σ/2;
         - blur_add_noise: Wiener deconvolution with the known blur, self-tuned (scikit-image's unsupervised
           Wiener: it estimates the noise and the smoothness prior from the image).
@@ -312,7 +312,7 @@ class Restore(Reconstruct):
                 kernel = operator.kernel.double().numpy()
                 image = np.stack([restoration.unsupervised_wiener(image[..., c], kernel, clip=False, rng=0)[0] for c in channels], -1)
             else:
-                kept = image * (1.0 - operator.p) if self.forward == "drop_independent" else image
+                kept = image / operator.gain
                 image = np.stack([restoration.inpaint_biharmonic(kept[..., c], image[..., c] == 0) for c in channels], -1)
             restored.append(np.clip(image, 0.0, 1.0))
         return np.stack(restored).astype(np.float32)

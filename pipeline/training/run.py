@@ -7,8 +7,8 @@ import hashlib
 import json
 import sys
 import time
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -40,15 +40,20 @@ def variational_terms(output: Any, target: Tensor, loss: str) -> tuple[Tensor, T
     return reconstruction, -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / count
 
 
+def towards(score: Tensor, label: float) -> Tensor:
+    """Cross-entropy of a critic's logits towards `label` (1 real, 0 fake, in between smoothed), in fp32."""
+    score = score.float()
+    return F.binary_cross_entropy_with_logits(score, torch.full_like(score, label))
+
+
 def critic_cross_entropy(real_score: Tensor, fake_score: Tensor, real_label: float = 1.0) -> Tensor:
-    """A logit critic's loss: cross-entropy of real scores towards `real_label` and of fake ones towards 0."""
-    real = F.binary_cross_entropy_with_logits(real_score, torch.full_like(real_score, real_label))
-    return real + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
+    """A logit critic's loss: real scores towards `real_label`, fake ones towards 0."""
+    return towards(real_score, real_label) + towards(fake_score, 0.0)
 
 
 def called_real(score: Tensor) -> Tensor:
-    """The non-saturating generator loss: cross-entropy of the critic's logits for fakes towards real."""
-    return F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+    """The non-saturating generator loss: the critic's logits for fakes towards real."""
+    return towards(score, 1.0)
 
 
 @contextlib.contextmanager
@@ -471,7 +476,7 @@ class AmbientVAEGANUpdate(UpdateRule):
     here they share one forward pass (as Larsen's VAE-GAN code did), which costs a third less.
     """
 
-    learns_from_measurements = True
+    learns_from_measurements: ClassVar[bool] = True
 
     def __init__(
         self, model: nn.Module, *, lr: float = 3e-4, pixel_weight: float = 10.0, feature_weight: float = 1.0,
@@ -512,9 +517,6 @@ class AmbientVAEGANUpdate(UpdateRule):
         similarity = self.pixel_weight * pixel + self.feature_weight * feature
         mean, logvar = output.mean.float(), output.logvar.float()
         kl = -0.5 * torch.mean(1 + logvar - mean.pow(2) - logvar.exp())
-        def towards(score: Tensor, label: float) -> Tensor:
-            return F.binary_cross_entropy_with_logits(score.float(), torch.full_like(score.float(), label))
-
         losses = {
             "encoder": self.kl_weight * kl + similarity,
             "decoder": towards(prior_score, self.generator_label) + towards(reconstruction_score, self.generator_label)
