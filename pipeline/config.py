@@ -1,17 +1,19 @@
 """The only reader of params.yaml: typed, frozen configuration that rejects what it does not know.
 
 Every error is a `ConfigError` whose message names the key path (`experiments.ae_digits.train.epochs`)
-and, for a choice, the valid values, so a stage can print it as one line and exit non-zero.
+and, for a choice, the valid values, so a stage can print it as one line and exit non-zero. This module
+imports no torch and none of the library: it judges what params.yaml alone can say (keys, types, ranges,
+names). The checks that need a model's constructor or a task's defaults are `pipeline.experiment`'s,
+run for the experiment a stage is about to run, and for all of them by `aegan check`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +28,16 @@ class ConfigError(AeganError):
 
 
 MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size", "condition_channels")  # filled from the task and dataset, not params
+
+# The registries' names (pipeline.models.MODELS, pipeline.tasks.TASKS, pipeline.forward.FORWARD_MODELS), written
+# out so that reading params.yaml costs no torch; tests/test_config.py keeps them equal to the registries.
+MODEL_NAMES = frozenset({
+    "pca", "conv_ae", "seed_conv_ae", "conv_vae", "linear_ae", "linear_vae", "linear_gan", "linear_wgan", "dcgan",
+    "wgan_gp", "vae_wgan", "colorizer", "colorizer_unet", "unet", "pix2pix", "conditional_aegan",
+    "image_conditional_aegan", "ambient_vaegan", "ambient_gan",
+})  # fmt: skip
+TASK_NAMES = frozenset({"reconstruct", "denoise", "generate", "colorize", "translate", "transfer", "restore"})
+FORWARD_NAMES = frozenset({"drop_independent", "drop_patch", "keep_patch", "add_noise", "blur_add_noise"})
 
 
 @dataclass(frozen=True)
@@ -97,8 +109,8 @@ class ClassifierConfig:
 
 
 @dataclass(frozen=True)
-class RenderConfig:
-    """Figure layout, shared by every render stage."""
+class FiguresConfig:
+    """The layout of the figures every evaluate stage draws."""
 
     columns: int = 8  # images per row in comparison grids
     frames: int = 16  # images per latent interpolation strip
@@ -118,7 +130,7 @@ class Params:
     experiments: Mapping[str, ExperimentConfig]
     base: BaseConfig = BaseConfig()
     classifier: ClassifierConfig = ClassifierConfig()
-    render: RenderConfig = RenderConfig()
+    figures: FiguresConfig = FiguresConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     def experiment(self, name: str) -> ExperimentConfig:
@@ -129,7 +141,7 @@ class Params:
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read, type-check and cross-check params.yaml.
+    """Read, type-check and cross-check params.yaml (without the library: see the module's docstring).
 
     Args:
         path: the YAML file.
@@ -156,7 +168,7 @@ def parse_params(raw: Any) -> Params:
     """Build `Params` from an already-parsed mapping (see `load_params`)."""
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml must be a mapping of sections")
-    return _cross_check(_build(Params, raw, ""))
+    return _check(_build(Params, raw, ""))
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -176,7 +188,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def check_kwargs(
     target: Callable[..., Any], args: Mapping[str, Any], where: str, provided: tuple[str, ...] = ()
 ) -> Mapping[str, Any]:
-    """Check keyword arguments against `target`'s keyword-only parameters and type hints.
+    """Check keyword arguments against `target`'s keyword-only parameters and type hints (a constructor of the
+    library, handed in by its caller: this module imports none).
 
     Args:
         target: a class or function whose keyword-only parameters are the valid keys.
@@ -213,17 +226,9 @@ def _pick(table: Mapping[str, Any], name: str, section: str) -> Any:
     return table[name]
 
 
-def _cross_check(params: Params) -> Params:
-    """Check names against the registries and kwargs against the constructors; return params with kwargs typed."""
-    # Imported here so that `aegan --help` never pays for torch.
-    import torch
-
-    from pipeline import forward, tasks
-    from pipeline.models import MODELS
-    from pipeline.models.vae import PriorSampler
-    from pipeline.training.steps import update_rule_for
-
-    datasets = {}
+def _check(params: Params) -> Params:
+    """Cross-check what params.yaml alone can judge: names against the registries' names, ranges, pairings.
+    What needs the library (a model's constructor, a task's defaults) is `pipeline.experiment`'s to check."""
     for name, dataset in params.datasets.items():
         where = f"datasets.{name}"
         if dataset.source == "folder" and not (dataset.path or dataset.url):
@@ -238,16 +243,9 @@ def _cross_check(params: Params) -> Params:
             raise ConfigError(f"{where}.image_size: must be at least 8, got {dataset.image_size}")
         if "lab" in dataset.views and dataset.channels != 3:
             raise ConfigError(f"{where}.views: the lab view needs colour images; set channels: 3 or drop lab")
-        operators = {}
-        for model, kwargs in dataset.forward.items():
-            operator = _pick_choice(forward.FORWARD_MODELS, model, f"{where}.forward")
-            operators[model] = check_kwargs(operator, kwargs, f"{where}.forward.{model}")
-            size = operators[model].get("size")
-            if size is not None and not 0 < size < dataset.image_size:
-                raise ConfigError(f"{where}.forward.{model}.size: {size} does not fit {dataset.image_size}-pixel images")
-        datasets[name] = dataclasses.replace(dataset, forward=types.MappingProxyType(operators))
+        for operator in dataset.forward:
+            _pick_choice(FORWARD_NAMES, operator, f"{where}.forward")
 
-    experiments = {}
     for name, experiment in params.experiments.items():
         where = f"experiments.{name}"
         if experiment.study not in params.studies:
@@ -255,49 +253,14 @@ def _cross_check(params: Params) -> Params:
         if experiment.dataset not in params.datasets:
             choices = ", ".join(sorted(params.datasets))
             raise ConfigError(f"{where}.dataset: unknown dataset {experiment.dataset!r}; choose one of {choices}")
-        task = _pick_choice(tasks.TASKS, experiment.task.name, f"{where}.task.name")
-        model = _pick_choice(MODELS, experiment.model.name, f"{where}.model.name")
+        _pick_choice(TASK_NAMES, experiment.task.name, f"{where}.task.name")
+        _pick_choice(MODEL_NAMES, experiment.model.name, f"{where}.model.name")
         for key in ("epochs", "batch_size", "log_every"):
             if getattr(experiment.train, key) < 1:
                 raise ConfigError(f"{where}.train.{key}: must be at least 1")
-        task_args = check_kwargs(task, experiment.task.args, f"{where}.task")
-        model_args = check_kwargs(model, experiment.model.args, f"{where}.model", provided=MODEL_SHAPE_KEYS)
-        # Build both once, weightless, so that a value only the constructor can judge (an image size the
-        # model's depth cannot halve) fails here in one line rather than in the middle of a stage.
-        task_instance = _try(lambda: task(**task_args), f"{where}.task")
-        shape = task_instance.model_shape(params.datasets[experiment.dataset])
-        wanted, given = getattr(task_instance, "conditioned_on", None), getattr(model, "conditioned_on", None)
-        if wanted != given:
-            conditional = sorted(n for n, m in MODELS.items() if getattr(m, "conditioned_on", None) == wanted)
-            if wanted is None:
-                raise ConfigError(f"{where}.task.name: {experiment.model.name} is conditioned on {given}s; use task transfer")
-            reads = f"is conditioned on {given}s" if given else "reads no condition"
-            raise ConfigError(f"{where}.model.name: {experiment.model.name} {reads}; {wanted} conditions need one of {', '.join(conditional)}")
-        update_args = check_kwargs(update_rule_for(model), experiment.update, f"{where}.update")
-        with torch.device("meta"), _without_dynamo():
-            instance = _try(lambda: model(**shape, **model_args), f"{where}.model")
-            _try(lambda: update_rule_for(model)(instance, **update_args), f"{where}.update")  # e.g. penalty and clip both 0
-        if hasattr(task_instance, "forward"):  # restore: the dataset must prepare the copies, the model suit the mode
-            _check_restore(task_instance, model, experiment, params.datasets[experiment.dataset], where)
-        searches = getattr(task, "searches_latent", False)  # a decoder-only model restores by latent search
-        if task.reconstructs and issubclass(model, PriorSampler) and not hasattr(model, "encode") and not searches:
-            raise ConfigError(f"{where}.task.name: {experiment.model.name} maps noise to images, not images to images; use task generate")
-        reach = getattr(model, "output_range", (0.0, 1.0))
-        if task.reconstructs and reach != task.target_range:
-            raise ConfigError(f"{where}.model.name: {experiment.model.name}'s outputs lie in {list(reach)} but task "
-                              f"{experiment.task.name} needs {list(task.target_range)}; pick a model made for the task")  # fmt: skip
-        beyond = [t for t in params.render.transfer_targets if wanted == "label" and t >= task_instance.classes]
-        if beyond:
-            raise ConfigError(f"render.transfer_targets: {beyond[0]} is not a label of {where}'s {task_instance.classes} classes; "
-                              f"pick targets below {task_instance.classes}")  # fmt: skip
-        if not task.reconstructs and not hasattr(model, "sample"):
-            raise ConfigError(f"{where}.task.name: {experiment.model.name} cannot sample; use task reconstruct")
-        experiments[name] = dataclasses.replace(
-            experiment,
-            task=Component(experiment.task.name, task_args),
-            model=Component(experiment.model.name, model_args),
-            update=update_args,
-        )
+        for key in MODEL_SHAPE_KEYS:
+            if key in experiment.model.args:
+                raise ConfigError(f"{where}.model.{key}: set by the dataset and task, remove it here")
     if params.classifier.lr <= 0:
         raise ConfigError(f"classifier.lr: must be above 0, got {params.classifier.lr}")
     # models/classifiers/ holds the classifiers; reports/<study>/comparison/ the report's side-by-side figures
@@ -307,63 +270,21 @@ def _cross_check(params: Params) -> Params:
     for key in ("epochs", "batch_size", "width", "features", "samples"):
         if getattr(params.classifier, key) < (2 if key == "samples" else 1):
             raise ConfigError(f"classifier.{key}: must be at least {2 if key == 'samples' else 1}")
-    if params.render.columns < 1 or params.render.frames < 2:
-        raise ConfigError("render: columns must be at least 1 and frames at least 2")
-    if any(target < 0 for target in params.render.transfer_targets):
-        raise ConfigError(f"render.transfer_targets: labels cannot be negative, got {list(params.render.transfer_targets)}")
+    if params.figures.columns < 1 or params.figures.frames < 2:
+        raise ConfigError("figures: columns must be at least 1 and frames at least 2")
+    if any(target < 0 for target in params.figures.transfer_targets):
+        raise ConfigError(f"figures.transfer_targets: labels cannot be negative, got {list(params.figures.transfer_targets)}")
     for study in params.studies:
         if study == "classifiers":  # metrics/classifiers/ holds the classifiers' metrics
             raise ConfigError("studies: 'classifiers' is reserved for the classifier stage's outputs; choose another name")
-        if not any(e.study == study for e in experiments.values()):
+        if not any(e.study == study for e in params.experiments.values()):
             raise ConfigError(f"studies: {study!r} has no experiment; add one or remove the study")
-    return dataclasses.replace(
-        params, datasets=types.MappingProxyType(datasets), experiments=types.MappingProxyType(experiments)
-    )
+    return params
 
 
-def _check_restore(task: Any, model: type, experiment: ExperimentConfig, dataset: DatasetConfig, where: str) -> None:
-    from pipeline.models import MODELS
-    from pipeline.training.steps import update_rule_for
-
-    if task.forward not in dataset.forward:
-        raise ConfigError(f"{where}.task.forward: dataset {experiment.dataset} prepares no {task.forward} copies; "
-                          f"add {task.forward} under datasets.{experiment.dataset}.forward")  # fmt: skip
-    if not task.supervised and not update_rule_for(model).learns_from_measurements:
-        learners = sorted(n for n, m in MODELS.items() if update_rule_for(m).learns_from_measurements)
-        raise ConfigError(f"{where}.task.supervised: {experiment.model.name} learns from clean targets; set supervised: true "
-                          f"or use one of {', '.join(learners)}")  # fmt: skip
-    if task.supervised and not hasattr(model, "encode"):
-        raise ConfigError(f"{where}.task.supervised: {experiment.model.name} has no encoder to learn a restoration with; "
-                          "a generator trains on the measurements (remove supervised)")  # fmt: skip
-
-
-@contextlib.contextmanager
-def _without_dynamo() -> Iterator[None]:
-    """Build optimizers without importing torch._dynamo. torch wraps `Optimizer.add_param_group` so that its
-    first call imports the compiler (a second of start-up in every stage); the config check only builds
-    optimizers to let them judge their settings (a negative lr, betas out of range), which the unwrapped
-    method does just the same."""
-    import torch
-
-    wrapped = torch.optim.Optimizer.add_param_group
-    torch.optim.Optimizer.add_param_group = getattr(wrapped, "__wrapped__", wrapped)
-    try:
-        yield
-    finally:
-        torch.optim.Optimizer.add_param_group = wrapped
-
-
-def _try(build: Callable[[], Any], where: str) -> Any:
-    try:
-        return build()
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"{where}: {error}") from None
-
-
-def _pick_choice(table: Mapping[str, Any], name: str, where: str) -> Any:
-    if name not in table:
-        raise ConfigError(f"{where}: unknown name {name!r}; choose one of {', '.join(sorted(table))}")
-    return table[name]
+def _pick_choice(names: Collection[str], name: str, where: str) -> None:
+    if name not in names:
+        raise ConfigError(f"{where}: unknown name {name!r}; choose one of {', '.join(sorted(names))}")
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:

@@ -8,9 +8,14 @@ reveals (the kept pixels; nothing of the noise), which a latent search can measu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from pipeline.config import ConfigError, DatasetConfig, check_kwargs
 
 
 class DropIndependent:
@@ -137,3 +142,20 @@ def build_forward(name: str, **kwargs: object) -> DropIndependent | DropPatch | 
     if name not in FORWARD_MODELS:
         raise ValueError(f"unknown forward model {name!r}; choose one of {', '.join(FORWARD_MODELS)}")
     return FORWARD_MODELS[name](**kwargs)
+
+
+def check_forward(dataset: DatasetConfig, where: str) -> dict[str, Mapping[str, Any]]:
+    """A dataset's forward models' settings checked against their constructors (typed), each built once so
+    that a value only it can judge fails in one line, and a patch size checked against the image size."""
+    checked = {}
+    for name, kwargs in dataset.forward.items():
+        settings = check_kwargs(FORWARD_MODELS[name], kwargs, f"{where}.{name}")
+        try:
+            build_forward(name, **settings)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where}.{name}: {error}") from None
+        size = settings.get("size")
+        if size is not None and not 0 < size < dataset.image_size:
+            raise ConfigError(f"{where}.{name}.size: {size} does not fit {dataset.image_size}-pixel images")
+        checked[name] = settings
+    return checked

@@ -15,9 +15,8 @@ from pipeline.data.sources import decode_image
 from pipeline.data.views import standardise
 from pipeline.errors import DataError
 from pipeline.images import to_numpy, to_uint8
-from pipeline.tasks import build_task
-from pipeline.training.loop import resolve_device
-from pipeline.training.run import load_trained
+from pipeline.device import resolve_device
+from pipeline.experiment import load_trained, resolve
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -29,9 +28,9 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
     channels, and the view the task reads: lightness for colorize, Canny edges for translate), so the
     output is the dataset's size. A restore model takes the image as the distorted one. Returns it as (S, S, C) uint8.
     """
-    experiment = params.experiment(name)
-    dataset = params.dataset(experiment.dataset)
-    task = build_task(experiment.task.name, **experiment.task.args)
+    experiment = resolve(params, name)
+    dataset = params.dataset(experiment.config.dataset)
+    task = experiment.task
     if not task.reconstructs:
         raise ConfigError(f"{name} draws images from noise; apply an experiment whose task maps an image to an image")
     if out_path.suffix.lower() not in FORMATS:

@@ -1,17 +1,19 @@
-"""report@<study>: the study's side-by-side table from its experiments' metrics files."""
+"""report@<study>: the study's side-by-side table from its experiments' evaluations, and those evaluations
+brought into their MLflow runs. Reads only what evaluate wrote (metrics/<study>/, reports/<study>/<experiment>/):
+no torch, no model code."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ExperimentConfig, Params
+from pipeline.config import Params
 from pipeline.errors import DataError
-from pipeline.models import MODELS
-from pipeline.tasks import build_task
 
 
 # The seed's table (Ambient VAE-GAN, CelebA 64×64, one tiled batch of 64): (method, forward model) -> (PSNR, SSIM)
@@ -23,13 +25,12 @@ SEED_CELEBA = {
 }  # fmt: skip
 
 
-def restore_role(experiment: ExperimentConfig) -> tuple[str, str]:
-    """(the forward model a restore experiment undoes, its method in the seed's table: supervised, ambient
-    (an encoder) or ACSG (a latent search)), read off its task as the pipeline builds it."""
-    task = build_task(experiment.task.name, **experiment.task.args)
-    if task.supervised:
-        return task.forward, "supervised"
-    return task.forward, "ambient" if hasattr(MODELS[experiment.model.name], "encode") else "ACSG"
+def load_record(metrics_dir: Path, study: str, name: str) -> dict[str, Any]:
+    """The record evaluate@<name> wrote beside its scores (MLflow run, restore role, figures)."""
+    path = metrics_dir / study / f"{name}.run.json"
+    if not path.exists():
+        raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
+    return json.loads(path.read_text())
 
 
 def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
@@ -56,8 +57,9 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
             {"experiment": name, "model": experiment.model.name, "dataset": experiment.dataset,
              "task": experiment.task.name, "latent_dim": experiment.model.args.get("latent_dim", ""), **scores}
         )  # fmt: skip
-        if experiment.task.name == "restore":
-            rows[-1]["forward"], rows[-1]["method"] = restore_role(experiment)
+        record = load_record(metrics_dir, study, name)
+        if "forward" in record:  # a restore experiment: its forward model and method, as evaluate read them off its task
+            rows[-1]["forward"], rows[-1]["method"] = record["forward"], record["method"]
     rows += restore_rows(params, rows)
     for dataset in dict.fromkeys(row["dataset"] for row in rows if "fcd" in row):
         path = metrics_dir / "classifiers" / f"{dataset}.json"
@@ -117,7 +119,7 @@ def comparisons(params: Params, study: str, metrics_dir: Path) -> dict[str, tupl
         if "samples" in previews[names[0]]:
             figures[key] = (names, [previews[name]["samples"] for name in names])
         elif key.endswith("_restore"):
-            figures[key] = restore_blocks(params, names, previews)
+            figures[key] = restore_blocks(names, previews, {name: load_record(metrics_dir, study, name)["forward"] for name in names})
         else:
             first = previews[names[0]]
             rows = [first["input"], *(previews[name]["output"] for name in names), first["truth"]]
@@ -133,12 +135,14 @@ def load_preview(path: Path, name: str) -> dict[str, np.ndarray]:
         return {part: arrays[part].astype(np.float32) / (255.0 if arrays[part].dtype == np.uint8 else 1.0) for part in arrays.files}
 
 
-def restore_blocks(params: Params, names: list[str], previews: dict[str, dict[str, np.ndarray]]) -> tuple[list[str], list[np.ndarray]]:
+def restore_blocks(
+    names: list[str], previews: dict[str, dict[str, np.ndarray]], forwards: dict[str, str]
+) -> tuple[list[str], list[np.ndarray]]:
     """The seed's results figure: a block per forward model, its rows original, distorted, every method's
     restoration (in params order) and the non-learned one."""
     by_forward: dict[str, list[str]] = {}
     for name in names:
-        by_forward.setdefault(restore_role(params.experiment(name))[0], []).append(name)
+        by_forward.setdefault(forwards[name], []).append(name)
     labels, rows = [], []
     for forward, members in by_forward.items():
         first = previews[members[0]]
@@ -166,34 +170,30 @@ def time_curves(params: Params, study: str, metrics_dir: Path, table: pd.DataFra
     return curves
 
 
-def plot_time_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> None:
-    """The seed's time-versus-error figure: seconds per image (log scale) against mean squared error."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(figsize=(6, 4), dpi=100)
-    for label, (seconds, error) in curves.items():
-        axes.plot(seconds, error, "-" if len(seconds) > 1 else "o", label=label)
-    axes.set(xscale="log", xlabel="seconds per image", ylabel="mean squared error", title=title)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    pyplot.close(figure)
-
-
-def log_table(params: Params, study: str, paths: list[Path]) -> str:
-    """Attach the study's table files to a run named `<study> table` in the study's MLflow experiment."""
+def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, table_files: list[Path]) -> list[str]:
+    """Bring each of the study's evaluations into the MLflow run its model was trained in (scores as
+    `test/<name>`, figures, the per-image scores), and attach the table files to a `<study> table` run,
+    through one opening of the store. Returns the experiments whose run is not in the store."""
     from pipeline import tracking
 
-    uri = tracking.resolve_uri(params.tracking.uri)
-    run = tracking.start_run(uri, experiment=study, name=f"{study} table", tags={"dvc.stage": f"report@{study}"})
-    for path in paths:
+    store = tracking.Store(tracking.resolve_uri(params.tracking.uri))
+    missing = []
+    for name, experiment in params.experiments.items():
+        if experiment.study != study:
+            continue
+        scores = json.loads((metrics_dir / study / f"{name}.json").read_text())
+        figures = sorted((reports_dir / study / name).iterdir()) if (reports_dir / study / name).is_dir() else []
+        evaluation = [metrics_dir / study / f"{name}{suffix}" for suffix in (".json", ".csv")]
+        if not store.log_evaluation(load_record(metrics_dir, study, name), scores, {"figures": figures, "evaluation": evaluation}):
+            missing.append(name)
+    run = store.start_run(experiment=study, name=f"{study} table", tags={"dvc.stage": f"report@{study}"})
+    for path in table_files:
         run.log_artifact(path, "table")
     run.finish()
-    return run.run_id
+    if missing:
+        print(f"note: the MLflow runs of {', '.join(missing)} are not in this tracking store (results pulled from "
+              "elsewhere?); their evaluations are in metrics/ and reports/ only", file=sys.stderr)  # fmt: skip
+    return missing
 
 
 def to_markdown(table: pd.DataFrame, title: str, figures: dict[str, list[str]] | None = None) -> str:

@@ -274,10 +274,11 @@ class Restore(Reconstruct):
         images = to_float(arrays["images"][index])  # an image handed in is distorted already
         return Batch(input=images, target=images, label=arrays["labels"][index], measure=self.measure(torch.Generator(index.device)))
 
-    def predict(self, model: nn.Module, batch: Batch) -> Tensor:
+    def predict(self, model: nn.Module, batch: Batch, trace: Callable[[float, Tensor], None] | None = None) -> Tensor:
+        """The encoder's restoration, or a latent search's (`trace` follows the search, see `latent_search`)."""
         if hasattr(model, "encode"):
             return model(batch.input).image
-        return latent_search(model, batch.input, self.search_measure(batch), self.search)
+        return latent_search(model, batch.input, self.search_measure(batch), self.search, trace=trace)
 
     def search_measure(self, batch: Batch) -> Callable[[Tensor], Tensor]:
         """f for a latent search on `batch`: with a fresh θ per call, or with the θ its input shows."""

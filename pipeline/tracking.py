@@ -1,7 +1,12 @@
-"""The only module that imports mlflow: one run per trained model, in one MLflow experiment per study."""
+"""The only module that imports mlflow: one run per trained model, in one MLflow experiment per study.
+
+Only the stages that must open the store do: train (its live run), classify, and report@<study>, which brings
+each of its experiments' evaluations into their training runs through one opening of the store."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -14,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per log_batch call
+EVALUATION_TAG = "aegan.evaluation"  # the digest of the evaluation last brought into a run
 
 logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations on a new SQLite store are not news
 
@@ -59,25 +65,44 @@ class Run:
         self.client.set_terminated(self.run_id, status)
 
 
-def start_run(uri: str, *, experiment: str, name: str, tags: dict[str, str], run_id: str | None = None) -> Run:
-    """Open run `run_id` again (a resumed or later stage) or create a new one named `name` in `experiment`."""
-    client = MlflowClient(tracking_uri=uri)
-    if run_id:
+class Store:
+    """One opened tracking store. Opening one costs about a second (MLflow checks a SQLite store's schema), so a
+    stage opens it once and reaches every run it touches through it."""
+
+    def __init__(self, uri: str) -> None:
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def start_run(self, *, experiment: str, name: str, tags: dict[str, str], run_id: str | None = None) -> Run:
+        """Open run `run_id` again (a resumed training) or create a new one named `name` in `experiment`."""
+        if run_id:
+            try:
+                if self.client.get_run(run_id).info.lifecycle_stage == "active":
+                    self.client.update_run(run_id, status="RUNNING")
+                    return Run(self.client, run_id)
+            except MlflowException:
+                pass  # gone from the store (another database, or purged): start a fresh run rather than fail
+        found = self.client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        run = self.client.create_run(experiment_id, run_name=name, tags={**tags, "mlflow.source.git.commit": git_commit()})
+        return Run(self.client, run.info.run_id, created=True)
+
+    def log_evaluation(self, record: dict[str, Any], scores: dict[str, float], files: dict[str, list[Path]]) -> bool:
+        """Bring an experiment's evaluation into the run it was trained in: `scores` as `test/<name>` metrics and
+        `files` as artifacts by folder, once per distinct evaluation (a tag keeps its digest, so a report that
+        runs again re-sends nothing). False when the run is not in this store (results pulled from a DVC
+        remote, a store deleted since): the evaluation then stays in DVC's outputs alone."""
+        run_id = record["run_id"]
+        text = json.dumps({"record": record, "scores": scores}, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()
         try:
-            if client.get_run(run_id).info.lifecycle_stage == "active":
-                client.update_run(run_id, status="RUNNING")
-                return Run(client, run_id)
+            if self.client.get_run(run_id).data.tags.get(EVALUATION_TAG) == digest:
+                return True
         except MlflowException:
-            pass  # gone from the store (another database, or purged): start a fresh run rather than fail
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run = client.create_run(experiment_id, run_name=name, tags={**tags, "mlflow.source.git.commit": git_commit()})
-    return Run(client, run.info.run_id, created=True)
-
-
-def reopen(uri: str, run_id: str, *, tags: dict[str, str]) -> Run:
-    """Attach a later stage (evaluate, render) to the run its model was trained in."""
-    client = MlflowClient(tracking_uri=uri)
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
-    return Run(client, run_id)
+            return False
+        run = Run(self.client, run_id)
+        run.log_metrics([(0, {f"test/{key}": value for key, value in scores.items() if key != "train_seconds"})])
+        for folder, paths in files.items():
+            for path in paths:
+                run.log_artifact(path, folder)
+        self.client.set_tag(run_id, EVALUATION_TAG, digest)
+        return True

@@ -17,7 +17,7 @@ def classify(
 ) -> None:
     """Write models/classifiers/<dataset>/ and metrics/classifiers/<dataset>.json (accuracy, FCD floors)."""
     with user_errors():
-        from pipeline.evaluation.classifier import train_classifier
+        from pipeline.training.classifier import train_classifier
         from pipeline.files import write_text
 
         config = load(params)

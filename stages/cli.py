@@ -2,15 +2,15 @@
 
 import typer
 
-from stages import apply, classify, download, evaluate, prepare, render, report, train
+from stages import apply, check, classify, download, evaluate, prepare, report, train
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="aegan: autoencoder/GAN studies as a DVC pipeline. Run `dvc repro` for everything, or one stage here.",
 )
-# every DVC stage, then `apply`, which is none: it runs a trained model on one image file
-for command in (download.download, prepare.prepare, classify.classify, train.train, evaluate.evaluate, render.render, report.report, apply.apply):
+# every DVC stage, then two commands that are none: `check` judges params.yaml, `apply` runs a trained model on one image
+for command in (download.download, prepare.prepare, classify.classify, train.train, evaluate.evaluate, report.report, check.check, apply.apply):
     app.command()(command)
 
 if __name__ == "__main__":

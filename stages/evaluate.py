@@ -1,19 +1,11 @@
-"""DVC stage evaluate@<experiment>: per-image PSNR/SSIM on the test split; means and spread as DVC metrics."""
+"""DVC stage evaluate@<experiment>: every score on the test split and every figure, from one set of predictions."""
 
 import json
 from typing import Annotated
 
 import typer
 
-from stages.common import (
-    CLASSIFIERS,
-    METRICS,
-    MODELS,
-    PREPARED,
-    ParamsOption,
-    load,
-    user_errors,
-)
+from stages.common import CLASSIFIERS, METRICS, MODELS, PREPARED, REPORTS, ParamsOption, load, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -23,22 +15,24 @@ def evaluate(
     experiment: Annotated[str, typer.Argument(help="key under `experiments:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write metrics/<study>/<experiment>.json (summary), .csv (one row per test image, or per sample) and
-    .npz (the first test images in, out and true, or the first samples: the study report's comparison)."""
+    """Write metrics/<study>/<experiment>.json (summary), .csv (one row per test image, or per sample), .npz
+    (the first test images in, out and true, or the first samples: the study report's comparison), .run.json
+    (what the report brings into the MLflow run) and the figures in reports/<study>/<experiment>/."""
     with user_errors():
         from pipeline.evaluation.evaluate import evaluate_experiment
         from pipeline.files import write_arrays, write_text
 
         config = load(params)
         settings = config.experiment(experiment)
-        summary, per_image, preview = evaluate_experiment(
+        summary, per_image, preview, record = evaluate_experiment(
             config, experiment, prepared_dir=PREPARED / settings.dataset, model_dir=MODELS / experiment,
-            classifier_dir=CLASSIFIERS / settings.dataset,
-        )
+            classifier_dir=CLASSIFIERS / settings.dataset, figures_dir=REPORTS / settings.study / experiment,
+        )  # fmt: skip
         out = METRICS / settings.study / experiment
         write_text(out.with_suffix(".csv"), per_image.to_csv(index=False))
         write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
         write_arrays(out.with_suffix(".npz"), preview)
+        write_text(out.with_suffix(".run.json"), json.dumps(record, indent=2) + "\n")
         shown = {k: v for k, v in summary.items() if k.endswith("_mean") or k == "fcd"}
         typer.echo(f"{experiment}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
 

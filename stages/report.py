@@ -1,4 +1,4 @@
-"""DVC stage report@<study>: the study's side-by-side table (CSV and Markdown)."""
+"""DVC stage report@<study>: the study's side-by-side table, and its evaluations brought into their MLflow runs."""
 
 from typing import Annotated
 
@@ -15,13 +15,17 @@ def report(
     params: ParamsOption = "params.yaml",
 ) -> None:
     """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side, and
-    for restore studies each forward model's time against error), and attach them to a `<study> table` MLflow run."""
+    for restore studies each forward model's time against error); log each experiment's scores and figures
+    to its training run, and the table to a `<study> table` run."""
     with user_errors():
+        from pipeline.config import ConfigError
+        from pipeline.figures import grid, plot_time_curves, save_png
         from pipeline.files import staged_dir, write_text
-        from pipeline.render import grid, save_png
-        from pipeline.report import comparisons, log_table, plot_time_curves, study_table, time_curves, to_markdown
+        from pipeline.report import comparisons, log_study, study_table, time_curves, to_markdown
 
         config = load(params)
+        if study not in config.studies:
+            raise ConfigError(f"studies: {study!r} is not listed; choose one of {', '.join(config.studies)}")
         table = study_table(config, study, METRICS)
         figures = comparisons(config, study, METRICS)
         curves = time_curves(config, study, METRICS, table)
@@ -36,7 +40,7 @@ def report(
         paths = [REPORTS / study / "table.csv", REPORTS / study / "table.md"]
         write_text(paths[0], table.to_csv(index=False))
         write_text(paths[1], to_markdown(table, f"Study `{study}`", shown))
-        log_table(config, study, [*paths, *sorted(folder.iterdir())])
+        log_study(config, study, METRICS, REPORTS, [*paths, *sorted(folder.iterdir())])
         typer.echo(to_markdown(table, study))
 
 

@@ -55,6 +55,16 @@ def build_project(raw: dict, root: Path):
     return params
 
 
+def checked(raw: dict):
+    """`parse_params` and then every check that needs the library, as `aegan check` runs them."""
+    from pipeline.config import parse_params
+    from pipeline.training.run import check_all
+
+    params = parse_params(raw)
+    check_all(params)
+    return params
+
+
 def tiny_params(**experiment_overrides) -> dict:
     """The repository's params shrunk to seconds: 300 digits, 3 epochs, a narrow model."""
     raw = copy.deepcopy(repo_params())
@@ -91,7 +101,7 @@ def prepared_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def digit_classifier(prepared_digits, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The classifier of `prepared_digits` (its folder and summary), trained by the real classify code."""
     from pipeline.config import parse_params
-    from pipeline.evaluation.classifier import train_classifier
+    from pipeline.training.classifier import train_classifier
 
     folder = tmp_path_factory.mktemp("classifier") / "digits"
     params = parse_params({**tiny_params(), "classifier": {"epochs": 12, "samples": 100}})

@@ -1,4 +1,5 @@
-"""pipeline.config: the repository's params load; typos, bad types and unknown names fail with the key path."""
+"""pipeline.config and pipeline.experiment: the repository's params load without torch and check out against the
+library; typos, bad types and unknown names fail with the key path."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import copy
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, flatten, load_params, parse_params
-from tests.conftest import ROOT, repo_params
+import subprocess
+import sys
+
+from pipeline.config import FORWARD_NAMES, MODEL_NAMES, TASK_NAMES, ConfigError, flatten, load_params, parse_params
+from tests.conftest import ROOT, checked, repo_params
 
 
 def test_repository_params_load_and_are_frozen():
@@ -33,9 +37,7 @@ def _with(path: str, value):
     return raw
 
 
-@pytest.mark.parametrize(
-    ("path", "value", "expected"),
-    [
+CASES = [
         ("base.sede", 1, "base.sede: unknown key; valid keys are seed, device, precision"),
         ("base.device", "gpu", "base.device: 'gpu' is not valid; choose one of auto, cpu, cuda"),
         ("experiments.ae_digits.train.epochs", "ten", "experiments.ae_digits.train.epochs: expected an integer"),
@@ -60,25 +62,78 @@ def _with(path: str, value):
         ("experiments.ae_digits.model", {"name": "conv_ae", "depth": 3}, "experiments.ae_digits.model: image_size 28 must be divisible by 2**depth = 8"),
         ("experiments.ae_digits.update", {"betas": [0.9]}, "experiments.ae_digits.update.betas: expected 2 values, got 1"),
         ("experiments.dae_digits.task", {"name": "denoise", "sigma": -1}, "experiments.dae_digits.task: sigma must be positive, got -1"),
-        ("render.frames", 1, "render: columns must be at least 1 and frames at least 2"),
-    ],
-)
+        ("figures.frames", 1, "figures: columns must be at least 1 and frames at least 2"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), CASES)
 def test_bad_values_name_the_key_path_and_the_choices(path, value, expected):
     with pytest.raises(ConfigError) as error:
-        parse_params(_with(path, value))
+        checked(_with(path, value))
     assert str(error.value).startswith(expected), str(error.value)
     assert "\n" not in str(error.value)
 
 
+def _needs_the_library(expected: str) -> bool:
+    """Whether the error's key path is one only a constructor can judge (update, model and task arguments, a
+    forward model's settings)."""
+    key = expected.split(":")[0]
+    return ".update" in key or key.endswith((".model", ".task")) or ".model.latent" in key or ".forward." in key
+
+
+# What params.yaml alone can judge fails at load, before any library code: a stage that loads a config with a
+# typo fails in a fraction of a second, and download, prepare and report never import the models to say so.
+@pytest.mark.parametrize(("path", "value", "expected"), [case for case in CASES if not _needs_the_library(case[2])])
+def test_what_params_alone_can_judge_fails_at_load(path, value, expected):
+    with pytest.raises(ConfigError) as error:
+        parse_params(_with(path, value))
+    assert str(error.value).startswith(expected), str(error.value)
+
+
+def test_a_setting_only_the_library_can_judge_passes_the_load_and_fails_the_check():
+    raw = _with("experiments.ae_digits.model", {"name": "conv_ae", "depth": 3})
+    parse_params(raw)  # the structure is right: a conv_ae may have a depth
+    with pytest.raises(ConfigError, match="experiments.ae_digits.model: image_size 28 must be divisible by 2"):
+        checked(raw)
+
+
+def test_loading_params_imports_neither_torch_nor_the_library():
+    code = ("import sys; from pipeline.config import load_params; load_params('params.yaml'); "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('pipeline')))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "['pipeline', 'pipeline.config', 'pipeline.errors']"
+
+
+def test_the_names_config_knows_are_the_registries_names():
+    from pipeline.forward import FORWARD_MODELS
+    from pipeline.models import MODELS
+    from pipeline.tasks import TASKS
+
+    assert MODEL_NAMES == set(MODELS) and TASK_NAMES == set(TASKS) and FORWARD_NAMES == set(FORWARD_MODELS)
+
+
+def test_every_experiment_of_the_repository_checks_out_against_the_library():
+    params = checked(repo_params())  # every model and update rule built on the meta device
+    assert len(params.experiments) == len(repo_params()["experiments"])
+
+
 def test_yaml_exponent_without_dot_is_a_number():
+    from pipeline.experiment import resolve
+    from pipeline.training.run import check_update
+
     params = parse_params(_with("experiments.ae_digits.update", {"lr": "1e-3", "betas": [0.5, 0.999]}))
-    assert params.experiment("ae_digits").update["lr"] == 0.001
-    assert params.experiment("ae_digits").update["betas"] == (0.5, 0.999)
+    update = check_update(resolve(params, "ae_digits"))
+    assert update["lr"] == 0.001
+    assert update["betas"] == (0.5, 0.999)
 
 
 def test_model_shape_comes_from_the_dataset_not_params():
     with pytest.raises(ConfigError, match="model.image_size: set by the dataset and task, remove it here"):
         parse_params(_with("experiments.ae_digits.model", {"name": "conv_ae", "image_size": 32}))
+    from pipeline.experiment import resolve
+
+    shape = resolve(parse_params(repo_params()), "ae_digits").model_args
+    assert {key: shape[key] for key in ("in_channels", "out_channels", "image_size")} == {"in_channels": 1, "out_channels": 1, "image_size": 28}
 
 
 def test_flatten_uses_dotted_paths_and_component_names():
@@ -113,7 +168,7 @@ def test_the_readme_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_
         raw = copy.deepcopy(repo_params())
         raw["datasets"].update(block["datasets"])
         raw["experiments"].update(block["experiments"])
-        params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+        params = checked(raw)  # builds every model, weightless, with its dataset's shape
         models = {params.experiment(name).model.name for name in block["experiments"]}
         assert models == {"linear_ae", "linear_vae", "linear_gan", "linear_wgan", "conv_vae", "dcgan", "wgan_gp", "vae_wgan"}
     with torch.device("meta"):  # the seed's CelebA autoencoder: 49152-2048-1024-512-256-128-20 and back
@@ -129,14 +184,14 @@ def _with_block(block: dict):
     raw = copy.deepcopy(repo_params())
     raw["datasets"].update(block["datasets"])
     raw["experiments"].update(block["experiments"])
-    return parse_params(raw)
+    return checked(raw)
 
 
 def test_the_readme_block_for_mnist_and_celeba_transfer_parses_and_builds():
     (block,) = _readme_blocks("#### On MNIST, as the seed, and on CelebA")
     params = _with_block(block)
     seed = params.experiment("aegan_mnist")
-    assert seed.model.args == {} and seed.update == {"lr": 1e-4} and seed.train.epochs == 20  # the seed's sizes are the defaults
+    assert seed.model.args == {} and seed.update == {"lr": 1.0e-4} and seed.train.epochs == 20  # the seed's sizes are the defaults
     assert {params.experiment(name).task.args.get("condition") for name in block["experiments"]} == {"label", "gray", "edges", None}
 
 
@@ -152,20 +207,20 @@ def test_a_task_the_model_cannot_do_is_refused(task, model, expected):
     raw["experiments"]["ae_digits"]["model"] = model
     raw["experiments"]["ae_digits"]["update"] = {}
     with pytest.raises(ConfigError) as error:
-        parse_params(raw)
+        checked(raw)
     assert str(error.value) == expected
 
 
 def test_the_wasserstein_constraint_and_classifier_settings_are_checked_up_front():
     raw = _with("experiments.wgan_gp_digits.update", {"penalty": 0.0})
     with pytest.raises(ConfigError, match=r"experiments.wgan_gp_digits.update: set exactly one of penalty and clip above 0"):
-        parse_params(raw)
+        checked(raw)
     with pytest.raises(ConfigError, match=r"classifier.samples: must be at least 2"):
         parse_params(_with("classifier.samples", 1))
     with pytest.raises(ConfigError, match=r"classifier.lr: must be above 0"):
         parse_params(_with("classifier.lr", -1.0))
     with pytest.raises(ConfigError, match=r"experiments.wgan_gp_digits.update: penalty and clip cannot be negative"):
-        parse_params(_with("experiments.wgan_gp_digits.update", {"penalty": 10.0, "clip": -0.01}))
+        checked(_with("experiments.wgan_gp_digits.update", {"penalty": 10.0, "clip": -0.01}))
     for reserved in ("classifiers", "comparison"):
         raw = repo_params()
         raw["experiments"][reserved] = raw["experiments"]["ae_digits"]
@@ -182,7 +237,7 @@ def test_the_readme_block_for_other_photographs_parses_and_builds_at_full_size()
     raw = copy.deepcopy(repo_params())
     raw["datasets"].update(block[0]["datasets"])
     raw["experiments"].update(block[0]["experiments"])
-    params = parse_params(raw)  # builds every model, weightless, with its dataset's shape
+    params = checked(raw)  # builds every model, weightless, with its dataset's shape
     assert params.dataset("lego").image_size == 256 and params.experiment("pix2pix_lego").model.args["depth"] == 8
 
 

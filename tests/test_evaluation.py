@@ -1,4 +1,5 @@
-"""pipeline.evaluation: scikit-image's PSNR/SSIM per image; the evaluate stage's numbers for a trained model."""
+"""pipeline.evaluation: scikit-image's PSNR/SSIM per image; the evaluate stage's numbers and figures for a
+trained model, and how they reach its MLflow run."""
 
 from __future__ import annotations
 
@@ -7,20 +8,20 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from pipeline import tracking
 from pipeline.config import parse_params
 from pipeline.data.store import load_split
 from pipeline.errors import DataError, TrainingError
-from pipeline.evaluation.classifier import load_classifier, train_classifier
-from pipeline.evaluation.evaluate import (
-    draw_samples,
-    evaluate_experiment,
-    predict_split,
-)
+from pipeline.evaluation.classifier import load_classifier
+from pipeline.evaluation.evaluate import draw_samples, evaluate_experiment, predict_split
+from pipeline.evaluation.figures import comparison_rows, component_curve, interpolate
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.evaluation.metrics import psnr, ssim, summarise
+from pipeline.experiment import load_trained, resolve
+from pipeline.figures import grid
 from pipeline.models import build_model
-from pipeline.render import comparison_rows, component_curve, grid, interpolate
-from pipeline.training.run import load_trained, train_experiment
+from pipeline.training.classifier import train_classifier
+from pipeline.training.run import train_experiment
 from tests.conftest import tiny_params
 
 
@@ -44,11 +45,12 @@ def test_summary_has_mean_and_std():
 
 
 @pytest.mark.parametrize("task", [{"name": "reconstruct"}, {"name": "denoise", "sigma": 0.3}])
-def test_evaluate_scores_every_test_image_and_logs_to_the_run(tmp_path, prepared_digits, task):
+def test_evaluate_scores_every_test_image_and_draws_its_figures(tmp_path, prepared_digits, task):
     params = parse_params(tiny_params(task=task, train={"epochs": 6, "batch_size": 32}))
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     run = train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    summary, table, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
+    folders["classifier_dir"] = tmp_path / "unused"
+    summary, table, _, record = evaluate_experiment(params, "ae_tiny", **folders, figures_dir=tmp_path / "figures")
     assert len(table) == summary["images"] == 60
     assert summary["psnr_mean"] == pytest.approx(table["psnr"].mean())
     target = load_split(prepared_digits / "digits", "test")["images"].astype(np.float32) / 255.0
@@ -58,9 +60,11 @@ def test_evaluate_scores_every_test_image_and_logs_to_the_run(tmp_path, prepared
         assert summary["input_psnr_mean"] < summary["psnr_mean"]  # the model removes noise
         # unclipped σ = 0.3 noise gives 10.46 dB; clipping to [0, 1] can only bring the input closer to the target
         assert 10 * np.log10(1 / 0.3**2) < summary["input_psnr_mean"] < 20
-    logged = MlflowClient().get_run(run["run_id"]).data.metrics
-    assert logged["test/psnr_mean"] == pytest.approx(summary["psnr_mean"])
-    again, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
+    assert sorted(path.name for path in (tmp_path / "figures").iterdir()) == ["grid.png", "interpolation.png"]
+    assert record["run_id"] == run["run_id"] and set(record["figures"]) == {"grid.png", "interpolation.png"}
+    assert "test/psnr_mean" not in MlflowClient().get_run(run["run_id"]).data.metrics  # evaluate opens no store
+    again, _, _, record_again = evaluate_experiment(params, "ae_tiny", **folders, figures_dir=tmp_path / "again")
+    assert record_again == record  # the same figures, byte for byte
     assert again.pop("train_seconds") == summary.pop("train_seconds") == run["train_seconds"]
     # fixed noise seed: evaluation is repeatable, but for its clock readings
     timings = [key for key in summary if key.endswith("seconds_per_image")]  # clock readings differ run to run
@@ -92,13 +96,15 @@ def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path)
     params = parse_params(tiny_params(model={"name": "pca", "latent_dim": 8}, update={}, train={"epochs": 1, "batch_size": 64}))
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    predicted = predict_split(params, "ae_tiny", **folders)
+    predicted = predict_split(params, resolve(params, "ae_tiny"), **folders)
     rows = [line.split(",") for line in component_curve(predicted.model, predicted.batches).splitlines()[1:]]
     psnr_by_count = [float(value) for _, value in rows]
     assert [int(count) for count, _ in rows] == list(range(1, 65))  # 240 training digits allow all 64
     assert all(later >= earlier - 1e-6 for earlier, later in zip(psnr_by_count, psnr_by_count[1:]))
-    summary, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused")
+    summary, _, _, record = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures")
     assert summary["psnr_mean"] == pytest.approx(psnr_by_count[7], abs=1e-3)  # latent_dim 8 = the 8th point
+    assert (tmp_path / "figures" / "psnr_by_components.csv").read_text() == component_curve(predicted.model, predicted.batches)
+    assert set(record["figures"]) == {"eigenimages.png", "grid.png", "interpolation.png", "psnr_by_components.csv"}
     assert 0 < summary["explained_variance_1"] < summary["explained_variance_total"] < 1
 
 
@@ -143,14 +149,37 @@ def test_a_generator_is_scored_by_fcd_on_fixed_samples(tmp_path, prepared_digits
     params = parse_params({**raw, "classifier": {"samples": 120}})
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    summary, table, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
+    summary, table, preview, record = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder, figures_dir=tmp_path / "figures")
     assert "psnr_mean" not in summary and summary["fcd_samples"] == 120
+    assert list(record["figures"]) == ["samples.png"] and preview["samples"].shape == (8, 28, 28, 1)
     assert summary["fcd"] > floors["fcd_train"]  # two epochs of a GAN are far from the real digits
     assert list(table.columns) == ["sample", "predicted_class", "confidence"] and len(table) == 120
     assert table["confidence"].between(0.1, 1.0).all()
-    again, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder)
+    again, _, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder, figures_dir=tmp_path / "again")
     assert again["fcd"] == summary["fcd"]  # the same noise every time
     model, _ = load_trained(tmp_path / "model", torch.device("cpu"))
-    samples = draw_samples(model, 10, seed=0)
+    samples = draw_samples(model, 300, seed=0)
     assert torch.equal(samples * 255, (samples * 255).round())  # 8-bit, as the real images
-    assert torch.equal(samples, draw_samples(model, 10, seed=0)[:10])
+    # one draw serves the FCD, the figure and the preview: its first samples are what a smaller draw gives
+    assert torch.equal(samples[:10], draw_samples(model, 10, seed=0))
+    assert np.array_equal(preview["samples"], (samples[:8].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+
+
+def test_the_report_brings_an_evaluation_into_the_training_run_once(tmp_path, prepared_digits):
+    params = parse_params(tiny_params(train={"epochs": 1, "batch_size": 32}))
+    folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
+    run = train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
+    summary, _, _, record = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures")
+    store = tracking.Store(tracking.resolve_uri(params.tracking.uri))
+    figures = sorted((tmp_path / "figures").iterdir())
+    assert store.log_evaluation(record, summary, {"figures": figures})
+    client = MlflowClient()
+    logged = client.get_run(run["run_id"]).data.metrics
+    assert logged["test/psnr_mean"] == pytest.approx(summary["psnr_mean"]) and "test/train_seconds" not in logged
+    assert sorted(a.path for a in client.list_artifacts(run["run_id"], "figures")) == ["figures/grid.png", "figures/interpolation.png"]
+    assert store.log_evaluation(record, summary, {"figures": figures})  # the same evaluation again: nothing re-sent
+    assert len(client.get_metric_history(run["run_id"], "test/psnr_mean")) == 1
+    changed = {**summary, "psnr_mean": summary["psnr_mean"] + 1}  # a new evaluation of the same run is sent
+    assert store.log_evaluation(record, changed, {"figures": figures})
+    assert client.get_run(run["run_id"]).data.metrics["test/psnr_mean"] == pytest.approx(changed["psnr_mean"])
+    assert not store.log_evaluation({**record, "run_id": "0" * 32}, summary, {})  # a run this store never saw

@@ -16,7 +16,7 @@ from pipeline.errors import DataError
 from pipeline.evaluation.evaluate import evaluate_experiment, predict_split
 from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.models import build_model
-from pipeline.models.classifier import ClassifierOutput
+from pipeline.evaluation.classifier import ClassifierOutput
 from pipeline.render import render_experiment
 from pipeline.tasks import Batch, build_task
 from pipeline.training.run import train_experiment

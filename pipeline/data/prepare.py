@@ -15,7 +15,7 @@ from pipeline.config import DatasetConfig
 from pipeline.data import sources, views
 from pipeline.data.store import PreparedWriter
 from pipeline.files import staged_dir
-from pipeline.forward import build_forward
+from pipeline.forward import build_forward, check_forward
 from pipeline.images import to_float
 
 CHUNK = 256  # images read, resized and written at a time
@@ -54,7 +54,8 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
     splits = split_indices(raw, config, seed)
     size, channels = config.image_size, config.channels
     layout = {"images": channels, **{view: 3 if view == "lab" else 1 for view in config.views}}
-    operators = {key: build_forward(key, **kwargs) for key, kwargs in config.forward.items()}
+    forward = check_forward(config, f"datasets.{name}.forward")  # before any work: a bad setting fails in one line
+    operators = {key: build_forward(key, **kwargs) for key, kwargs in forward.items()}
     with staged_dir(out_dir) as staging:
         writer = PreparedWriter(staging)
         for split, indices in splits.items():
@@ -86,7 +87,7 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
             "counts": {split: int(len(indices)) for split, indices in splits.items()},
             "class_names": list(raw.class_names),
             "views": list(config.views),
-            "forward": {key: dict(kwargs) for key, kwargs in config.forward.items()},
+            "forward": {key: dict(kwargs) for key, kwargs in forward.items()},
         })  # fmt: skip
 
 

@@ -1,109 +1,53 @@
-"""classify@<dataset>: train the judging classifier on a labelled dataset, and the features it judges with.
-
-Its test accuracy shows it tells the classes apart; the Fréchet distance between halves of the real test
-split, and between as many training images as a generator is asked for and the test split, are the
-floors a generator's FCD is read against.
-"""
+"""The classifier that judges a labelled dataset's images: its network (trained by classify@<dataset>, see
+`pipeline.training.classifier`), loading it, and the logits and features it judges by: FCD, transfer accuracy.
+Its test accuracy says it can tell the classes apart; its penultimate features are the space in which
+generated and real images are compared (Fréchet distance)."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from pipeline.config import Params, flatten
-from pipeline.data.store import read_manifest
 from pipeline.errors import TrainingError
-from pipeline.evaluation.frechet import frechet_distance
-from pipeline.files import staged_dir, write_text
 from pipeline.images import to_float
-from pipeline.models.classifier import Classifier
-from pipeline.tasks import Reconstruct, load_tensors
-from pipeline.training.callbacks import History, MetricLogger, ProgressBar
-from pipeline.training.loop import fit, resolve_device
-from pipeline.training.steps import ClassificationUpdate
+
+class ClassifierOutput(NamedTuple):
+    logits: Tensor  # (B, classes)
+    features: Tensor  # (B, features): the penultimate layer, after its ReLU
+
+
+LARGEST_SIDE = 32  # larger images are average-pooled down to this first, which keeps classify@photos cheap
+
+
+class Classifier(nn.Module):
+    """Two conv blocks (3×3, batch norm, ReLU, 2×2 max-pool), pooled to 4×4, then a `features`-wide layer and
+    the class logits. Average pooling to 4×4 makes one network fit any image size the config allows (8 up); images larger
+    than 32 pixels are seen at 32, so FCD judges shapes and colours at that scale, not fine texture."""
+
+    def __init__(self, *, in_channels: int, image_size: int, classes: int, width: int = 32, features: int = 64) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.AdaptiveAvgPool2d(min(image_size, LARGEST_SIDE)),
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),  # (B, 2·width·16)
+            nn.Linear(2 * width * 16, features), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(features, classes)
+
+    def forward(self, x: Tensor) -> ClassifierOutput:
+        features = self.body(x)
+        return ClassifierOutput(logits=self.head(features), features=features)
+
 
 MODEL_FILE = "classifier.pt"
 SUMMARY_FILE = "classifier.json"
 BATCH = 256
-
-
-def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """Fit the classifier on `dataset`'s training split and write out_dir/{classifier.pt, classifier.json}.
-
-    An unlabelled dataset gets only classifier.json saying so; FCD is then not computed for its models.
-
-    Returns the summary: test accuracy and the two FCD floors (or `labelled: false`).
-    """
-    from pipeline import tracking  # imported here, so that an unlabelled dataset never loads MLflow
-
-    manifest = read_manifest(prepared_dir)
-    classes = len(manifest["class_names"])
-    if classes < 2:
-        return write_unlabelled(out_dir)
-    settings = params.classifier
-    torch.manual_seed(params.base.seed)
-    device = resolve_device(params.base.device)
-    task = Reconstruct()
-    train = load_tensors(prepared_dir, "train", task, device)
-    test = load_tensors(prepared_dir, "test", task, device)
-    kwargs = {"in_channels": manifest["channels"], "image_size": manifest["image_size"], "classes": classes,
-              "width": settings.width, "features": settings.features}  # fmt: skip
-    model = Classifier(**kwargs).to(device)
-    update = ClassificationUpdate(model, lr=settings.lr)
-    generator = torch.Generator(device).manual_seed(params.base.seed)
-
-    uri = tracking.resolve_uri(params.tracking.uri)
-    run = tracking.start_run(uri, experiment="classifiers", name=f"classifier {dataset}",
-                             tags={"dvc.stage": f"classify@{dataset}", "dataset": dataset})  # fmt: skip
-    run.log_params({**flatten(settings, "classifier."), "dataset": dataset, **flatten(params.dataset(dataset), "dataset.")})
-    history = History()
-    progress = ProgressBar(f"classifier {dataset}", total_images=len(train["labels"]) * settings.epochs, done_images=0)
-    started = time.perf_counter()
-    model.train()
-    try:
-        fit(update, task, train, epochs=settings.epochs, batch_size=settings.batch_size, generator=generator,
-            callbacks=[history, MetricLogger(run, history, every=20), progress])  # fmt: skip
-    except BaseException as error:
-        run.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
-    finally:
-        progress.close()
-    model.eval()
-
-    logits, test_features = classify(model, test["images"])
-    labels = test["labels"].cpu().numpy()
-    halves = np.random.default_rng(params.base.seed).permutation(len(labels))
-    middle = len(labels) // 2
-    train_pick = torch.randperm(len(train["labels"]), generator=generator, device=device)[: settings.samples]
-    _, train_features = classify(model, train["images"][train_pick])
-    summary = {
-        "labelled": True,
-        "accuracy": float((logits.argmax(1) == labels).mean()),
-        "fcd_test_halves": frechet_distance(test_features[halves[:middle]], test_features[halves[middle:]]),
-        "fcd_train": frechet_distance(train_features, test_features),
-        "train_images_for_fcd_train": len(train_pick),
-        "train_seconds": time.perf_counter() - started,
-    }
-    with staged_dir(out_dir) as staging:
-        torch.save({"kwargs": kwargs, "state_dict": model.state_dict()}, staging / MODEL_FILE)
-        write_text(staging / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    run.log_metrics([(0, {f"test/{key}": float(value) for key, value in summary.items()})])
-    run.log_artifact(out_dir / MODEL_FILE, "model")
-    run.finish()
-    return summary
-
-
-def write_unlabelled(out_dir: Path) -> dict[str, Any]:
-    """The classifier folder of an unlabelled dataset: a note that there is no classifier."""
-    with staged_dir(out_dir) as staging:
-        write_text(staging / SUMMARY_FILE, json.dumps({"labelled": False}) + "\n")
-    return {"labelled": False}
 
 
 def load_classifier(folder: Path, device: torch.device) -> Classifier | None:

@@ -1,25 +1,27 @@
-"""evaluate@<experiment>: score the trained model on the test split, image by image."""
+"""evaluate@<experiment>: score the trained model on the test split, image by image, and draw its figures
+from the same predictions."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
-from pipeline import tracking
 from pipeline.config import Params
 from pipeline.evaluation.classifier import classify, load_classifier
+from pipeline.evaluation.figures import draw_figures
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.evaluation.metrics import summarise
-from pipeline.evaluation.search import SEED_BATCH, clock, latent_search
+from pipeline.evaluation.search import clock
+from pipeline.device import resolve_device
+from pipeline.experiment import Experiment, load_trained, resolve
 from pipeline.images import to_numpy, to_uint8
-from pipeline.tasks import Batch, Reconstruct, build_task, load_tensors
-from pipeline.training.loop import resolve_device
-from pipeline.training.run import load_trained
+from pipeline.tasks import Batch, Reconstruct, load_tensors
 
 EVAL_BATCH = 256
 MIN_TIMING = 0.5  # seconds of prediction to time before trusting the fastest pass
@@ -34,32 +36,41 @@ class Predictions(NamedTuple):
     test: dict[str, torch.Tensor]  # the test split's views and labels, on the model's device
     seconds: float  # spent in `task.predict` over all batches, after a warm-up on two images; the fastest of
     # as many passes as fill MIN_TIMING seconds (up to 20), so a pass of milliseconds is not read off one tick
+    search_curve: np.ndarray | None  # a latent search's (steps + 1, 2) rows on the first batch: seconds per
+    # image spent so far, mean squared error against the clean images (None for every other model)
 
 
 @torch.no_grad()
-def predict_split(
-    params: Params, name: str, *, prepared_dir: Path, model_dir: Path, limit: int | None = None, timed: bool = False
-) -> Predictions:
+def predict_split(params: Params, experiment: Experiment, *, prepared_dir: Path, model_dir: Path, timed: bool = False) -> Predictions:
     """Run the trained model over the test split in fixed order, with a fixed seed for any task noise.
     `timed` repeats a pass that took under MIN_TIMING seconds, to read the time per image off the fastest.
 
-    A generate task has no per-image output: its batches and outputs are empty lists.
+    A generate task has no per-image output: its batches and outputs are empty lists. A model that restores
+    by latent search records the search's error as it goes on the first batch (the seed's time-against-error
+    curve), from the search the scores come from.
     """
-    experiment = params.experiment(name)
     device = resolve_device(params.base.device)
-    task = build_task(experiment.task.name, **experiment.task.args)
+    task = experiment.task
     arrays = load_tensors(prepared_dir, "test", task, device)
     model, summary = load_trained(model_dir, device)
     generator = torch.Generator(device).manual_seed(params.base.seed)
-    count = len(arrays["labels"]) if limit is None else min(limit, len(arrays["labels"]))
-    count = count if task.reconstructs else 0
+    count = len(arrays["labels"]) if task.reconstructs else 0
+    searching = getattr(task, "searches_latent", False) and not hasattr(model, "encode")
+    trace: list[tuple[float, torch.Tensor]] = []  # (seconds per image, error) while the first batch is searched
     batches, predictions, seconds = [], [], 0.0
     for start in range(0, count, EVAL_BATCH):
         batch = task.batch(arrays, torch.arange(start, min(start + EVAL_BATCH, count), device=device), generator)
+        options = {}
         if not batches:  # the first call pays for one-time set-up (kernels, allocations), which is not restoring
             task.predict(model, batch.head(2))
+            if searching:
+                def record(spent: float, images: torch.Tensor, target: torch.Tensor = batch.target) -> None:
+                    # the error stays on the device until the pass is over: reading it back would stall a GPU
+                    trace.append((spent / len(images), (images.float().clamp(0, 1) - target).pow(2).mean()))
+
+                options["trace"] = record
         started = clock(device)
-        predictions.append(task.predict(model, batch).float())
+        predictions.append(task.predict(model, batch, **options).float())
         seconds += clock(device) - started
         batches.append(batch)
     passes = [seconds]
@@ -68,7 +79,8 @@ def predict_split(
         for batch in batches:
             task.predict(model, batch)
         passes.append(clock(device) - started)
-    return Predictions(task, model, batches, predictions, summary, arrays, min(passes))
+    curve = np.array([(spent, float(error)) for spent, error in trace], dtype=np.float32) if trace else None
+    return Predictions(task, model, batches, predictions, summary, arrays, min(passes), curve)
 
 
 class Evaluation(NamedTuple):
@@ -76,12 +88,13 @@ class Evaluation(NamedTuple):
     table: pd.DataFrame  # one row per test image, or per sample for a model that only generates
     preview: dict[str, np.ndarray]  # the first test inputs, outputs, truths, baseline outputs (or samples), uint8 NHWC;
     # and a latent search's (steps + 1, 2) float curve of seconds per image against error
+    record: dict[str, Any]  # what report@<study> brings into the experiment's MLflow run (see `tracking_record`)
 
 
 def evaluate_experiment(
-    params: Params, name: str, *, prepared_dir: Path, model_dir: Path, classifier_dir: Path
+    params: Params, name: str, *, prepared_dir: Path, model_dir: Path, classifier_dir: Path, figures_dir: Path
 ) -> Evaluation:
-    """Score a trained model on the test split.
+    """Score a trained model on the test split and draw its figures into figures_dir, from one prediction pass.
 
     A model that reconstructs gets per-image scores of prediction against truth (the task's: PSNR/SSIM,
     and the colour error for colourisation), and of the raw input and a non-learned baseline where the
@@ -90,11 +103,14 @@ def evaluate_experiment(
     is labelled. A model with an encoder on a labelled dataset gets a linear probe of the label on its
     latent; a label-conditioned model also gets its transfer accuracy: the classifier's verdict on every
     test image decoded with every label; an image-conditioned one on colour images gets
-    `colour_from_latent`. The summary also goes to the model's MLflow run as `test/<score>`. The preview holds the
-    first `render.columns` images, which the study report sets side by side with other models'.
+    `colour_from_latent`. The preview holds the first `figures.columns` images, which the study report sets
+    side by side with other models'. Nothing here opens MLflow: the report brings the summary and the
+    figures into the training run.
     """
-    task, model, batches, predictions, run, test, seconds = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir, timed=True)
-    count = params.render.columns
+    experiment = resolve(params, name)
+    predicted = predict_split(params, experiment, prepared_dir=prepared_dir, model_dir=model_dir, timed=True)
+    task, model, batches, predictions, run, test, seconds, curve = predicted
+    count = params.figures.columns
     summary: dict[str, float] = {}
     table = pd.DataFrame()
     preview: dict[str, np.ndarray] = {}
@@ -119,16 +135,20 @@ def evaluate_experiment(
         preview = {"input": given[:count], "output": prediction[:count], "truth": truth[:count]}
         if "baseline_" in outputs:
             preview["baseline"] = outputs["baseline_"][:count]
-        if getattr(task, "searches_latent", False) and not hasattr(model, "encode"):
-            preview["search_curve"] = search_curve(task, model, batches[0])
+        if curve is not None:
+            preview["search_curve"] = curve
     if hasattr(model, "scores"):  # scores of the fitted model itself, e.g. PCA's explained variance
         summary |= model.scores()
-    if not task.reconstructs:
-        preview = {"samples": to_numpy(draw_samples(model, count, params.base.seed))}
     transfers = getattr(task, "conditioned_on", None) == "label"
     wants_classifier = hasattr(model, "sample") or transfers
     device = test["labels"].device
     classifier = load_classifier(classifier_dir, device) if wants_classifier else None
+    samples = None
+    if hasattr(model, "sample"):  # one draw from the fixed noise serves the FCD, the figure and the preview
+        wanted = max(count * count, params.classifier.samples if classifier is not None else 0)
+        samples = draw_samples(model, wanted, params.base.seed)
+    if not task.reconstructs:
+        preview = {"samples": to_numpy(samples[:count])}
     if transfers and classifier is not None:
         reached, per_target = transfer_accuracy(task, model, batches, classifier)
         table["transfer_accuracy"] = reached
@@ -138,33 +158,32 @@ def evaluate_experiment(
         summary |= summarise({"colour_from_latent": table["colour_from_latent"].to_numpy()})
     if task.reconstructs and hasattr(model, "encode"):
         summary |= label_probe(task, model, lambda: load_tensors(prepared_dir, "train", task, device), batches, params.base.seed)
-    if classifier is not None and hasattr(model, "sample"):
+    if classifier is not None and samples is not None:
         _, real = classify(classifier, test["images"])
-        logits, generated = classify(classifier, draw_samples(model, params.classifier.samples, params.base.seed))
+        logits, generated = classify(classifier, samples[: params.classifier.samples])
         summary |= {"fcd": frechet_distance(generated, real), "fcd_samples": len(generated)}
         if not task.reconstructs:
             probabilities = torch.from_numpy(logits).softmax(1)
             table = pd.DataFrame({"sample": np.arange(len(logits)), "predicted_class": probabilities.argmax(1).numpy(),
                                   "confidence": probabilities.max(1).values.numpy()})  # fmt: skip
     summary["train_seconds"] = run["train_seconds"]
-    tracked = tracking.reopen(tracking.resolve_uri(params.tracking.uri), run["run_id"], tags={"dvc.evaluate": f"evaluate@{name}"})
-    tracked.log_metrics([(0, {f"test/{key}": value for key, value in summary.items() if key != "train_seconds"})])
-    return Evaluation(summary, table, {key: to_uint8(value) if value.ndim == 4 else value for key, value in preview.items()})
+    figures = draw_figures(predicted, samples, params.figures, name, figures_dir)
+    preview = {key: to_uint8(value) if value.ndim == 4 else value for key, value in preview.items()}
+    return Evaluation(summary, table, preview, tracking_record(experiment, run, figures))
 
 
-def search_curve(task: Reconstruct, model: torch.nn.Module, batch: Batch) -> np.ndarray:
-    """The latent search's error as it runs on the first 64 test images (the seed's batch): (steps + 1, 2) rows
-    of (seconds per image spent so far, mean squared error against the clean images), for the seed's
-    time-versus-error plot. The table's time and error are those of the full run over every test image."""
-    rows = []
-    target = batch.target[:SEED_BATCH]
-
-    def record(seconds: float, images: torch.Tensor) -> None:
-        rows.append((seconds / len(images), float((images.float().clamp(0, 1) - target).pow(2).mean())))
-
-    first = batch.head(SEED_BATCH)
-    latent_search(model, first.input, task.search_measure(first), task.search, trace=record)
-    return np.array(rows, dtype=np.float32)
+def tracking_record(experiment: Experiment, run: dict[str, Any], figures: list[Path]) -> dict[str, Any]:
+    """What the study's report needs of this evaluation beside its scores: the MLflow run the model was trained
+    in, the experiment's role in the table (a restore experiment's forward model and method: supervised,
+    ambient (an encoder) or ACSG (a latent search)), and each figure with its sha256. A retrained model or a
+    redrawn figure therefore changes this record, and the report brings it into the run."""
+    record: dict[str, Any] = {"run_id": run["run_id"], "experiment": experiment.name}
+    task = experiment.task
+    if hasattr(task, "forward"):
+        method = "supervised" if task.supervised else "ambient" if hasattr(experiment.model_class, "encode") else "ACSG"
+        record |= {"forward": task.forward, "method": method}
+    record["figures"] = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in figures}
+    return record
 
 
 @torch.no_grad()

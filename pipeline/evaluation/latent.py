@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.evaluation.classifier import classify
-from pipeline.models.classifier import Classifier
+from pipeline.evaluation.classifier import Classifier, classify
 from pipeline.tasks import Batch, Reconstruct, Transfer
 
 BATCH = 256

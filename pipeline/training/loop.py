@@ -27,15 +27,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a silent fallback."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("base.device is 'cuda' but no CUDA device is visible; set base.device to auto or cpu")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
-
-
 def check_batch_size(count: int, batch_size: int) -> None:
     if count < batch_size:
         raise TrainingError(f"the train split has {count} images, fewer than batch_size {batch_size}; lower train.batch_size")

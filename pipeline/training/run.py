@@ -12,26 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from pipeline import tracking
-from pipeline.config import Params, flatten
+from pipeline.config import ConfigError, ExperimentConfig, Params, check_kwargs, flatten
 from pipeline.data.store import read_manifest
-from pipeline.errors import TrainingError
+from pipeline.device import resolve_device
+from pipeline.experiment import MODEL_FILE, RUN_FILE, Experiment, attempt, plain, resolve
 from pipeline.files import staged_dir, write_text
-from pipeline.models import build_model
-from pipeline.tasks import build_task, load_tensors
+from pipeline.forward import check_forward
+from pipeline.models import MODELS
+from pipeline.tasks import load_tensors
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
-from pipeline.training.loop import check_batch_size, fit, resolve_device
-from pipeline.training.steps import update_rule_for
-
-MODEL_FILE = "model.pt"
-RUN_FILE = "run.json"
+from pipeline.training.loop import check_batch_size, fit
+from pipeline.training.steps import UpdateRule, update_rule_for
 
 
-def run_params(params: Params, name: str) -> dict[str, Any]:
-    """What an MLflow run records as params: the experiment's sections, its dataset and `base`, flattened."""
-    experiment = params.experiment(name)
+def run_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[str, Any]:
+    """What an MLflow run records as params: the experiment's sections (typed, defaults filled in where the
+    library has checked them), its dataset and `base`, flattened."""
     return {
         "experiment": name,
         **flatten({key: getattr(experiment, key) for key in ("study", "task", "model", "update", "train")}),
@@ -41,25 +41,61 @@ def run_params(params: Params, name: str) -> dict[str, Any]:
     }
 
 
+def check_update(experiment: Experiment) -> Mapping[str, Any]:
+    """The update rule's settings checked against its constructor (typed), and whether it can learn what the
+    task hands it; a one-line ConfigError otherwise."""
+    rule, where = update_rule_for(experiment.model_class), f"{experiment.where}.update"
+    task = experiment.task
+    if getattr(task, "forward", None) and not task.supervised and not rule.learns_from_measurements:
+        learners = sorted(n for n, m in MODELS.items() if update_rule_for(m).learns_from_measurements)
+        raise ConfigError(f"{experiment.where}.task.supervised: {experiment.config.model.name} learns from clean targets; "
+                          f"set supervised: true or use one of {', '.join(learners)}")  # fmt: skip
+    return check_kwargs(rule, experiment.config.update, where)
+
+
+def build_update(experiment: Experiment, model: nn.Module, settings: Mapping[str, Any]) -> UpdateRule:
+    """The update rule for `model`, owning its optimizers; settings only its constructor can judge (a penalty
+    and a clip both 0) are a one-line ConfigError."""
+    return attempt(lambda: update_rule_for(type(model))(model, **settings), f"{experiment.where}.update")
+
+
+def check_experiment(params: Params, name: str) -> None:
+    """Every check the library can make of experiment `name` without training it: its settings against the
+    constructors, and model and update rule built, weightless, on the meta device (`aegan check`)."""
+    experiment = resolve(params, name)
+    settings = check_update(experiment)
+    with torch.device("meta"):
+        build_update(experiment, experiment.build_model(), settings)
+
+
+def check_all(params: Params) -> None:
+    """`check_experiment` for every experiment, after every dataset's forward models: what `aegan check` runs."""
+    for name, dataset in params.datasets.items():
+        check_forward(dataset, f"datasets.{name}.forward")
+    for name in params.experiments:
+        check_experiment(params, name)
+
+
 def train_experiment(
     params: Params, name: str, *, prepared_dir: Path, model_dir: Path, plots_dir: Path, checkpoint_path: Path
 ) -> dict[str, Any]:
     """Train experiment `name` and write model_dir/{model.pt, run.json} and plots_dir/<loss>.csv.
 
     A checkpoint at `checkpoint_path` from the same settings and data is resumed; it is removed once the
-    outputs are written, so a forced re-run trains from scratch.
+    outputs are written, so a forced re-run trains from scratch. The MLflow run is marked FAILED (KILLED on
+    Ctrl-C) if anything after its opening fails, never left RUNNING.
     """
-    experiment = params.experiment(name)
+    experiment = resolve(params, name)
+    settings = check_update(experiment)
+    config = dataclasses.replace(experiment.config, update=settings)
     torch.manual_seed(params.base.seed)
     device = resolve_device(params.base.device)
-    task = build_task(experiment.task.name, **experiment.task.args)
-    arrays = load_tensors(prepared_dir, "train", task, device)
-    model_args = {**task.model_shape(params.dataset(experiment.dataset)), **experiment.model.args}
-    model = build_model(experiment.model.name, **model_args).to(device)
-    update = update_rule_for(type(model))(model, **experiment.update)
+    arrays = load_tensors(prepared_dir, "train", experiment.task, device)
+    model = experiment.build_model().to(device)
+    update = build_update(experiment, model, settings)
     generator = torch.Generator(device).manual_seed(params.base.seed)
 
-    fingerprint = _fingerprint(run_params(params, name), read_manifest(prepared_dir))
+    fingerprint = _fingerprint(run_params(params, config, name), read_manifest(prepared_dir))
     state = checkpoint.load(checkpoint_path)
     if state is not None and state["fingerprint"] != fingerprint:
         print(f"{checkpoint_path} was written with other settings or data; training from scratch", file=sys.stderr)
@@ -71,20 +107,42 @@ def train_experiment(
         except (RuntimeError, KeyError, ValueError):  # the model's code changed since the checkpoint was written
             print(f"{checkpoint_path} does not fit the current model code; training from scratch", file=sys.stderr)
             state = None
-            model = build_model(experiment.model.name, **model_args).to(device)
-            update = update_rule_for(type(model))(model, **experiment.update)
+            model = experiment.build_model().to(device)
+            update = build_update(experiment, model, settings)
     if state is not None:
         checkpoint.restore_rng(generator, state["rng"])
     history = History(state["history"] if state else None)
     start_epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
     seconds_before = state["seconds"] if state else 0.0
 
-    check_batch_size(len(arrays["labels"]), experiment.train.batch_size)  # before a run is opened for nothing
+    check_batch_size(len(arrays["labels"]), config.train.batch_size)  # before a run is opened for nothing
     uri = tracking.resolve_uri(params.tracking.uri)
-    tags = {"dvc.stage": f"train@{name}", "dataset": experiment.dataset}
-    run = tracking.start_run(uri, experiment=experiment.study, name=name, tags=tags, run_id=state and state["run_id"])
-    if run.created:
-        run.log_params(run_params(params, name))
+    tags = {"dvc.stage": f"train@{name}", "dataset": config.dataset}
+    run = tracking.Store(uri).start_run(experiment=config.study, name=name, tags=tags, run_id=state and state["run_id"])
+    try:
+        if run.created:
+            run.log_params(run_params(params, config, name))
+        summary = _fit_and_save(
+            run, experiment, config, model, update, arrays, generator, history,
+            start_epoch=start_epoch, step=step, seconds_before=seconds_before, fingerprint=fingerprint,
+            precision=params.base.precision, model_dir=model_dir, plots_dir=plots_dir, checkpoint_path=checkpoint_path,
+        )  # fmt: skip
+    except BaseException as error:
+        run.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    run.finish()
+    checkpoint_path.unlink(missing_ok=True)
+    if checkpoint_path.parent.exists() and not any(checkpoint_path.parent.iterdir()):
+        checkpoint_path.parent.rmdir()
+    return summary
+
+
+def _fit_and_save(
+    run: tracking.Run, experiment: Experiment, config: ExperimentConfig, model: nn.Module, update: UpdateRule,
+    arrays: dict[str, torch.Tensor], generator: torch.Generator, history: History, *, start_epoch: int, step: int,
+    seconds_before: float, fingerprint: str, precision: str, model_dir: Path, plots_dir: Path, checkpoint_path: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """The training itself, inside the open run: fit from `start_epoch`, then write the outputs."""
     started = time.perf_counter()
 
     def snapshot(epoch: int, step: int) -> dict[str, Any]:
@@ -95,19 +153,16 @@ def train_experiment(
         }  # fmt: skip
 
     count = len(arrays["labels"])
-    progress = ProgressBar(name, total_images=count * experiment.train.epochs, done_images=count * start_epoch)
-    callbacks = [history, MetricLogger(run, history, every=experiment.train.log_every), progress]
+    progress = ProgressBar(experiment.name, total_images=count * config.train.epochs, done_images=count * start_epoch)
+    callbacks = [history, MetricLogger(run, history, every=config.train.log_every), progress]
     model.train()
     try:
-        fit(
-            update, task, arrays,
-            epochs=experiment.train.epochs, batch_size=experiment.train.batch_size, generator=generator,
-            start_epoch=start_epoch, step=step, precision=params.base.precision, sync_every=experiment.train.log_every,
+        step = fit(
+            update, experiment.task, arrays,
+            epochs=config.train.epochs, batch_size=config.train.batch_size, generator=generator,
+            start_epoch=start_epoch, step=step, precision=precision, sync_every=config.train.log_every,
             callbacks=[*callbacks, Checkpointer(checkpoint_path, snapshot)],
         )  # fmt: skip
-    except BaseException as error:
-        run.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
     finally:
         progress.close()
     update.finish()
@@ -115,36 +170,16 @@ def train_experiment(
 
     with staged_dir(model_dir) as staging:
         torch.save(
-            {"model": experiment.model.name, "model_args": model_args, "state_dict": model.state_dict(),
-             "task": experiment.task.name, "task_args": plain(experiment.task.args)},
+            {"model": config.model.name, "model_args": dict(experiment.model_args), "state_dict": model.state_dict(),
+             "task": config.task.name, "task_args": plain(config.task.args)},
             staging / MODEL_FILE,
         )  # fmt: skip
-        summary = {"run_id": run.run_id, "experiment": name, "epochs": experiment.train.epochs, "train_seconds": seconds}
+        summary = {"run_id": run.run_id, "experiment": experiment.name, "epochs": config.train.epochs, "train_seconds": seconds}
         write_text(staging / RUN_FILE, json.dumps(summary, indent=2) + "\n")
     _write_curves(history.rows, plots_dir)
     run.log_metrics([(step, {"train_seconds": seconds})])
     run.log_artifact(model_dir / MODEL_FILE, "model")
-    run.finish()
-    checkpoint_path.unlink(missing_ok=True)
-    if checkpoint_path.parent.exists() and not any(checkpoint_path.parent.iterdir()):
-        checkpoint_path.parent.rmdir()
     return summary
-
-
-def load_trained(model_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The trained model in eval mode, and the run summary written beside it."""
-    path = model_dir / MODEL_FILE
-    if not path.exists():
-        raise TrainingError(f"{path} not found; run `dvc repro train@{model_dir.name}` first")
-    saved = torch.load(path, map_location=device, weights_only=True)
-    model = build_model(saved["model"], **saved["model_args"]).to(device)
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), json.loads((model_dir / RUN_FILE).read_text())
-
-
-def plain(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings as builtins (a nested config as a dict), which `torch.load(weights_only=True)` reads back."""
-    return {key: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value for key, value in args.items()}
 
 
 def _write_curves(rows: list[dict[str, float]], plots_dir: Path) -> None:

@@ -606,7 +606,6 @@ UPDATE_RULES: dict[str, type] = {
     "conditional_adversarial": ConditionalAdversarialUpdate,
     "conditional_aegan": ConditionalAEGANUpdate,
     "ambient_vaegan": AmbientVAEGANUpdate,
-    "classification": ClassificationUpdate,
 }
 
 

@@ -1,50 +1,25 @@
-"""render@<experiment>: comparison grids, samples, interpolation strips and eigenimages as PNG."""
+"""The figures of one experiment, drawn by evaluate@<experiment> from the predictions it scored: comparison
+grids, samples, interpolation strips, transfers and eigenimages, as PNG in reports/<study>/<experiment>/."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from skimage import io
 from torch import Tensor, nn
 
-from pipeline import tracking
-from pipeline.config import Params
+from pipeline.config import FiguresConfig
 from pipeline.errors import DataError
-from pipeline.evaluation.evaluate import Predictions, draw_samples, predict_split
 from pipeline.evaluation.metrics import psnr
+from pipeline.figures import grid, save_png
 from pipeline.files import staged_dir
 from pipeline.images import to_numpy
 from pipeline.tasks import Batch
 
-MIN_CELL = 64  # small images are enlarged (nearest neighbour) so a grid stays legible
-GAP = 2  # pixels of white between cells
-
-
-def grid(rows: list[np.ndarray]) -> np.ndarray:
-    """Tile rows of images, each (N, H, W, C) float in [0, 1], into one uint8 RGB image."""
-    height, width = rows[0].shape[1:3]
-    scale = max(1, -(-MIN_CELL // height))
-    cells = []
-    for row in rows:
-        row = np.repeat(row, 3, axis=-1) if row.shape[-1] == 1 else row
-        row = row.repeat(scale, axis=1).repeat(scale, axis=2)  # (N, H·s, W·s, 3)
-        cells.append(row)
-    count = max(len(row) for row in cells)
-    cell_h, cell_w = height * scale, width * scale
-    canvas = np.ones((len(cells) * (cell_h + GAP) + GAP, count * (cell_w + GAP) + GAP, 3), dtype=np.float32)
-    for r, row in enumerate(cells):
-        for c, image in enumerate(row):
-            top, left = GAP + r * (cell_h + GAP), GAP + c * (cell_w + GAP)
-            canvas[top : top + cell_h, left : left + cell_w] = image
-    return (canvas * 255).round().astype(np.uint8)
-
-
-def save_png(image: np.ndarray, path: Path) -> None:
-    """Write a uint8 (H, W, 3) image as PNG, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    io.imsave(path, image, check_contrast=False)
+if TYPE_CHECKING:
+    from pipeline.evaluation.evaluate import Predictions
 
 
 def comparison_rows(
@@ -66,45 +41,36 @@ def comparison_rows(
     return rows
 
 
-def render_experiment(params: Params, name: str, *, prepared_dir: Path, model_dir: Path, out_dir: Path) -> list[Path]:
-    """Write the experiment's figures to out_dir and attach them to the model's MLflow run.
+def draw_figures(predicted: Predictions, samples: Tensor | None, settings: FiguresConfig, name: str, out_dir: Path) -> list[Path]:
+    """Write the experiment's figures to out_dir (replacing what was there) and return their paths.
 
     Every model that reconstructs gets grid.png (test inputs over outputs); models that can sample get
-    samples.png (fixed noise); models with an encoder get interpolation.png, conditional ones their transfer
-    figures instead (see `transfer_figures`); PCA gets eigenimages.png and psnr_by_components.csv.
+    samples.png (the first columns² of `samples`, the same noise for every model of that latent size);
+    models with an encoder get interpolation.png, conditional ones their transfer figures instead (see
+    `transfer_figures`); PCA gets eigenimages.png and psnr_by_components.csv.
     """
-    columns = params.render.columns
-    # A latent search (restore with a decoder-only model) costs a second per few images, so restore renders
-    # only the images its figures show: the grid's first 4·columns and the interpolation pairs.
-    reach = 1 + max((max(pair) for pair in params.render.interpolation_pairs), default=0)
-    limit = max(4 * columns, reach) if params.experiment(name).task.name == "restore" else None
-    predicted = predict_split(params, name, prepared_dir=prepared_dir, model_dir=model_dir, limit=limit)
-    model = predicted.model
+    columns, model = settings.columns, predicted.model
     with staged_dir(out_dir) as staging:
         if predicted.batches:  # a generate task has no per-image output to compare
             batch, output = predicted.batches[0], predicted.outputs[0]
             rows = comparison_rows(batch.input, output, predicted.task.truth(batch), columns=columns, blocks=4)
             save_png(grid(rows), staging / "grid.png")
-        if hasattr(model, "sample"):  # the first samples FCD is computed on: the same noise for every model
-            samples = draw_samples(model, columns * columns, params.base.seed)
-            save_png(grid([to_numpy(row) for row in samples.split(columns)]), staging / "samples.png")
+        if samples is not None:
+            shown = samples[: columns * columns]
+            save_png(grid([to_numpy(row) for row in shown.split(columns)]), staging / "samples.png")
         if hasattr(model, "eigenimages"):
             images = model.eigenimages(2 * columns)  # the mean, then the components
             save_png(grid([to_numpy(images[:1]), to_numpy(images[1 : 1 + columns]), to_numpy(images[1 + columns :])]),
                      staging / "eigenimages.png")  # fmt: skip
             (staging / "psnr_by_components.csv").write_text(component_curve(model, predicted.batches))
         if hasattr(predicted.task, "conditioned_on"):
-            for figure, rows in transfer_figures(predicted, params.render.transfer_targets, columns).items():
+            for figure, rows in transfer_figures(predicted, settings.transfer_targets, columns).items():
                 save_png(grid(rows), staging / f"{figure}.png")
         elif hasattr(model, "encode") and predicted.batches:
             test = torch.cat([b.input for b in predicted.batches])
-            strips = [interpolate(model, test, pair, params.render.frames, name) for pair in params.render.interpolation_pairs]
+            strips = [interpolate(model, test, pair, settings.frames, name) for pair in settings.interpolation_pairs]
             save_png(grid([to_numpy(strip) for strip in strips]), staging / "interpolation.png")
-    paths = sorted(out_dir.iterdir())
-    tracked = tracking.reopen(tracking.resolve_uri(params.tracking.uri), predicted.run["run_id"], tags={"dvc.render": f"render@{name}"})
-    for path in paths:
-        tracked.log_artifact(path, "figures")
-    return paths
+    return sorted(out_dir.iterdir())
 
 
 @torch.no_grad()
@@ -154,7 +120,7 @@ def interpolate(model: nn.Module, images: Tensor, pair: tuple[int, int], frames:
     """Decode `frames` evenly spaced points on the straight line between two test images' latents: (frames, C, H, W)."""
     first, second = pair
     if max(first, second) >= len(images):
-        raise DataError(f"render.interpolation_pairs: index {max(first, second)} is beyond the {len(images)} test images "
+        raise DataError(f"figures.interpolation_pairs: index {max(first, second)} is beyond the {len(images)} test images "
                         f"of {name}'s dataset; pick indices below {len(images)}")  # fmt: skip
     ends = model.encode(images[[first, second]])  # (2, …latent shape)
     weights = torch.linspace(0.0, 1.0, frames, device=ends.device).view(-1, *[1] * (ends.dim() - 1))
