@@ -15,6 +15,7 @@ from pipeline.config import ConfigError, parse_params
 from pipeline.data.store import load_split
 from pipeline.evaluation.evaluate import evaluate_experiment
 from pipeline.evaluation.search import LatentSearch, latent_search
+from pipeline.experiment import Experiment, load_trained
 from pipeline.forward import AddNoise, DropIndependent, DropPatch
 from pipeline.models import build_model
 from pipeline.models.ambient import SameConv, SameDeconv
@@ -22,7 +23,7 @@ from pipeline.report import study_table, time_curves
 from pipeline.tasks import Restore
 from pipeline.training import run as training_run
 from pipeline.training.run import train_experiment
-from tests.conftest import tiny_params
+from tests.conftest import checked, tiny_params
 
 FAST = {"lr": 1.0e-3, "decoder_weight": 1.0, "kl_weight": 0.01}
 
@@ -119,15 +120,15 @@ def test_ambient_training_never_reaches_a_clean_image(tmp_path, prepared_digits,
     _clean_images_replaced(monkeypatch, clean)
     handed: list[torch.Tensor] = []
     record = lambda module, inputs: handed.append(inputs[0].detach().clone())  # noqa: E731
-    real_build = training_run.build_model
+    real_build = Experiment.build_model
 
-    def build(name, **kwargs):
-        model = real_build(name, **kwargs)
+    def build(experiment):
+        model = real_build(experiment)
         model.encoder.register_forward_pre_hook(record)
         model.critic.body.register_forward_pre_hook(record)  # every call, logit or features
         return model
 
-    monkeypatch.setattr(training_run, "build_model", build)
+    monkeypatch.setattr(Experiment, "build_model", build)
     root = {"prepared": prepared_digits / "digits", "out": tmp_path / "swapped"}
     ambient = _train(params, "ambient", root)
     assert all(torch.equal(ambient[key], normal["ambient"][key]) for key in ambient)
@@ -261,8 +262,8 @@ def test_the_seed_protocol_tiles_64_images_and_scores_ssim_over_range_two():
 )
 def test_restore_settings_that_cannot_work_are_refused(settings, message):
     with pytest.raises(ConfigError, match=message):
-        parse_params(ambient_params(bad=settings))
-    parse_params(ambient_params(good={"task": {"name": "restore", "supervised": True}, "model": {"name": "conv_ae"}, "update": {}}))
+        checked(ambient_params(bad=settings))
+    checked(ambient_params(good={"task": {"name": "restore", "supervised": True}, "model": {"name": "conv_ae"}, "update": {}}))
 
 
 def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits, digit_classifier):
@@ -278,10 +279,11 @@ def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits
     metrics = tmp_path / "metrics"
     for name in params.experiments:
         _train(raw, name, root)
-        summary, table, preview = evaluate_experiment(params, name, prepared_dir=root["prepared"], model_dir=tmp_path / name,
-                                                      classifier_dir=digit_classifier[0])  # fmt: skip
+        summary, table, preview, record = evaluate_experiment(params, name, prepared_dir=root["prepared"], model_dir=tmp_path / name,
+                                                              classifier_dir=digit_classifier[0], figures_dir=tmp_path / "figures" / name)  # fmt: skip
         (metrics / "ambient").mkdir(parents=True, exist_ok=True)
         (metrics / "ambient" / f"{name}.json").write_text(json.dumps(summary))
+        (metrics / "ambient" / f"{name}.run.json").write_text(json.dumps(record))
         np.savez(metrics / "ambient" / f"{name}.npz", **preview)
         assert len(table) == 60 and summary["seconds_per_image"] > 0 and summary["fcd"] > 0
         assert summary["baseline_psnr_mean"] > summary["input_psnr_mean"]
@@ -373,7 +375,7 @@ def test_apply_scales_a_drop_independent_file_as_prepare_scaled_its_copies(tmp_p
     Image.fromarray(pixels).save(tmp_path / "measured.png")
     written = apply_to_file(params, "ambient", model_dir=tmp_path / "ambient", image_path=tmp_path / "measured.png",
                             out_path=tmp_path / "restored.png")  # fmt: skip
-    model, _ = training_run.load_trained(tmp_path / "ambient", torch.device("cpu"))
+    model, _ = load_trained(tmp_path / "ambient", torch.device("cpu"))
     with torch.no_grad():
         direct = model(torch.from_numpy(pixels).float()[None, None] / 255 / 0.5).image
     assert np.abs(written.astype(int) - (direct[0, 0].numpy() * 255).round()[..., None]).max() <= 1

@@ -13,15 +13,15 @@ from torch import nn
 
 from pipeline.config import ConfigError, parse_params
 from pipeline.errors import DataError
+from pipeline.evaluation.classifier import ClassifierOutput
 from pipeline.evaluation.evaluate import evaluate_experiment, predict_split
 from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
+from pipeline.experiment import resolve
 from pipeline.models import build_model
-from pipeline.evaluation.classifier import ClassifierOutput
-from pipeline.render import render_experiment
 from pipeline.tasks import Batch, build_task
 from pipeline.training.run import train_experiment
 from pipeline.training.steps import update_rule_for
-from tests.conftest import build_project, needs_faces, repo_params, tiny_params, utrecht_faces
+from tests.conftest import build_project, checked, needs_faces, repo_params, tiny_params, utrecht_faces
 
 
 def digit_arrays(count: int = 20) -> dict[str, torch.Tensor]:
@@ -70,7 +70,7 @@ def test_the_config_pairs_conditions_with_models_that_read_them(model, task, mes
     raw = copy.deepcopy(repo_params())
     raw["experiments"]["aegan_digits"] |= {"model": model, "task": task}
     with pytest.raises(ConfigError, match=message):
-        parse_params(raw)
+        checked(raw)
 
 
 def tiny_label_model(**update):
@@ -192,30 +192,30 @@ def test_colour_from_latent_says_whose_tint_a_transfer_carries():
 
 
 def test_digits_transfer_end_to_end(prepared_digits, digit_classifier, tmp_path):
-    """Train the seed's network on 240 digits, evaluate and render: the hypothesis's scores and the seed's figures."""
+    """Train the seed's network on 240 digits and evaluate it: the hypothesis's scores and the seed's figures."""
     raw = tiny_params(
         task={"name": "transfer"}, model={"name": "conditional_aegan", "latent_dim": 8, "width": 8, "critic_width": 8},
         update={"lr": 2e-3}, train={"epochs": 6, "batch_size": 32},
     )  # fmt: skip
-    raw["render"] = {"columns": 4, "transfer_targets": [5, 4]}
+    raw["figures"] = {"columns": 4, "transfer_targets": [5, 4]}
     params = parse_params(raw)
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "ck" / "last.pt")
-    summary, table, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=digit_classifier[0])
+    summary, table, _, record = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=digit_classifier[0],
+                                                    figures_dir=tmp_path / "figures")  # fmt: skip
     per_target = [summary[f"transfer_accuracy_to_{k}"] for k in range(10)]
     assert summary["transfer_accuracy_mean"] == pytest.approx(np.mean(per_target)) == pytest.approx(table["transfer_accuracy"].mean())
     assert summary["transfer_accuracy_mean"] > 0.6  # chance is 0.1; this run reaches 1.0, the study 0.91
     assert summary["transfer_accuracy_other_labels"] == pytest.approx((10 * summary["transfer_accuracy_mean"] - 1) / 9, abs=0.02)
     assert summary["label_probe_chance"] < 0.2 < summary["label_probe_accuracy"]  # the probe ran, and reads something
-    paths = render_experiment(params, "ae_tiny", **folders, out_dir=tmp_path / "figures")
-    assert {p.name for p in paths} == {"grid.png", "transfer_to_5.png", "transfer_to_4.png", "transfer_table.png"}
+    assert set(record["figures"]) == {"grid.png", "transfer_to_5.png", "transfer_to_4.png", "transfer_table.png"}
     figure = io.imread(tmp_path / "figures" / "transfer_to_5.png")
     cell = 84 + 2  # a 28-px digit enlarged ×3, and the gap
     assert figure.shape[:2] == (4 * cell + 2, 9 * cell + 2)  # 4 rows: 4 sources, a blank, their 4 results
     table_figure = io.imread(tmp_path / "figures" / "transfer_table.png")
     assert table_figure.shape[:2] == (10 * cell + 2, 12 * cell + 2)  # a row per label: source, blank, decoded as 0–9
-    with pytest.raises(ConfigError, match="render.transfer_targets: 12 is not a label of experiments.ae_tiny's 10 classes"):
-        parse_params({**raw, "render": {"transfer_targets": [12]}})
+    with pytest.raises(ConfigError, match="figures.transfer_targets: 12 is not a label of experiments.ae_tiny's 10 classes"):
+        checked({**raw, "figures": {"transfer_targets": [12]}})
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +235,8 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
 @needs_faces
 def test_a_gray_condition_gives_the_structure_and_the_latent_keeps_the_colour(faces):
     params, root = faces
-    predicted = predict_split(params, "gray_faces", prepared_dir=root / "prepared" / "faces", model_dir=root / "models" / "gray_faces")
+    predicted = predict_split(params, resolve(params, "gray_faces"), prepared_dir=root / "prepared" / "faces",
+                              model_dir=root / "models" / "gray_faces")  # fmt: skip
     batch: Batch = predicted.batches[0]
     model = predicted.model
     with torch.no_grad():
@@ -247,17 +248,16 @@ def test_a_gray_condition_gives_the_structure_and_the_latent_keeps_the_colour(fa
     # The result's light and shade follow the gray image it was given, not the face its latent came from.
     assert (lightness - given).abs().mean() < 0.5 * (lightness - batch.condition).abs().mean()
     assert (own.mean(1, keepdim=True) - batch.condition).abs().mean() < 0.5 * (own.mean(1, keepdim=True) - given).abs().mean()
-    summary, _, _ = evaluate_experiment(params, "gray_faces", prepared_dir=root / "prepared" / "faces",
-                                        model_dir=root / "models" / "gray_faces", classifier_dir=root / "none")  # fmt: skip
+    summary, _, _, _ = evaluate_experiment(params, "gray_faces", prepared_dir=root / "prepared" / "faces", model_dir=root / "models" / "gray_faces",
+                                           classifier_dir=root / "none", figures_dir=root / "gray_figures")  # fmt: skip
     assert summary["images"] == 31 and summary["psnr_mean"] > 20  # this run: 23.0
     assert "colour_from_latent_mean" in summary  # 0.48 here: these faces' tints differ too little to tell
 
 
 @needs_faces
-def test_an_edge_condition_draws_faces_and_renders_the_transfer_grid(faces):
+def test_an_edge_condition_draws_faces_and_the_transfer_grid(faces):
     params, root = faces
     folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "edges_faces"}
-    summary, _, _ = evaluate_experiment(params, "edges_faces", **folders, classifier_dir=root / "none")
+    summary, _, _, record = evaluate_experiment(params, "edges_faces", **folders, classifier_dir=root / "none", figures_dir=root / "figures")
     assert summary["psnr_mean"] > 17  # this run: 20.0
-    paths = render_experiment(params, "edges_faces", **folders, out_dir=root / "figures")
-    assert {p.name for p in paths} == {"grid.png", "transfer.png"}
+    assert set(record["figures"]) == {"grid.png", "transfer.png"}

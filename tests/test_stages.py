@@ -1,4 +1,5 @@
-"""stages: the `aegan` CLI starts light, lists every DVC stage, and dvc.yaml calls only commands that exist."""
+"""stages: the `aegan` CLI starts light, lists every DVC stage, dvc.yaml calls only commands that exist, and a
+stage imports what it needs and nothing more."""
 
 from __future__ import annotations
 
@@ -18,16 +19,18 @@ def test_cli_start_up_imports_neither_torch_nor_mlflow():
     assert result.stdout.strip() == "[]"
 
 
-def test_help_lists_every_stage():
+def test_help_lists_every_stage_and_the_check():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("download", "prepare", "classify", "train", "evaluate", "render", "report"):
+    for command in ("download", "prepare", "classify", "train", "evaluate", "report", "check", "apply"):
         assert command in result.output
+    assert "render" not in result.output
 
 
 def test_every_dvc_stage_calls_an_aegan_command():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}
+    assert set(stages) == {"download", "prepare", "classify", "train", "evaluate", "report"}
     for name, stage in stages.items():
         words = stage["do"]["cmd"].split()
         assert words[0] == "aegan" and words[1] in commands and words[1] == name
@@ -38,3 +41,38 @@ def test_a_missing_prepared_dataset_names_the_stage_to_run(tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["train", "ae_digits", "--params", str(ROOT / "params.yaml")])
     assert result.exit_code == 1
     assert "data/prepared/digits is not a prepared dataset (no manifest.json); run `dvc repro prepare@digits`" in result.output
+
+
+def test_check_runs_every_library_check_and_names_the_first_failure(tmp_path):
+    result = CliRunner().invoke(app, ["check", "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert f"{len(raw['datasets'])} datasets and {len(raw['experiments'])} experiments check out" in result.output
+    raw["experiments"]["wgan_gp_digits"]["update"]["penalty"] = 0.0  # only the update rule's constructor can refuse this
+    broken = tmp_path / "params.yaml"
+    broken.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["check", "--params", str(broken)])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: experiments.wgan_gp_digits.update: set exactly one of penalty and clip above 0 (got penalty 0.0, clip 0.0)"
+
+
+def _modules_after(command: list[str], cwd) -> set[str]:
+    """The modules loaded by the time `aegan <command>` has run in `cwd` (it may fail: a stage with nothing to
+    read still imports what it would work with)."""
+    code = ("import atexit, sys, json\n"
+            "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stderr__))\n"
+            "from stages.cli import app\n"
+            f"app({command!r})")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd)
+    import json
+
+    return set(json.loads(result.stderr.strip().splitlines()[-1]))
+
+
+def test_download_prepare_and_report_import_no_model_code(tmp_path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    for command, allowed in ((["download", "digits"], set()), (["prepare", "digits"], {"torch"}), (["report", "autoencoders"], set())):
+        loaded = _modules_after(command, tmp_path)
+        assert not {m for m in loaded if m.startswith(("pipeline.models", "pipeline.training", "pipeline.experiment"))}, command
+        assert ("torch" in loaded) <= ("torch" in allowed), command  # prepare's distortions are torch operators
+    assert "mlflow" not in _modules_after(["evaluate", "ae_digits"], tmp_path)  # evaluate opens no tracking store

@@ -8,11 +8,13 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import parse_params
 from pipeline.errors import TrainingError
+from pipeline.experiment import load_trained
 from pipeline.models import build_model
 from pipeline.models.vae import VariationalOutput
 from pipeline.tasks import Batch
+from pipeline.training import run as training_run
 from pipeline.training import steps
-from pipeline.training.run import load_trained, train_experiment
+from pipeline.training.run import train_experiment
 from tests.conftest import tiny_params
 
 
@@ -107,6 +109,27 @@ def test_a_diverging_loss_stops_with_a_clear_error_and_writes_no_model(tmp_path,
     with pytest.raises(TrainingError, match=r"loss became nan at epoch \d+, step \d+: training diverged"):
         _train(tmp_path, prepared_digits, tiny_params(update={"lr": 1.0e30}))
     assert not (tmp_path / "models" / "ae_tiny").exists()
+
+
+def _newest_run(name: str = "ae_tiny"):
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("autoencoders").experiment_id
+    return client.search_runs([experiment], f"attributes.run_name = '{name}'", order_by=["attributes.start_time DESC"], max_results=1)[0]
+
+
+def test_a_run_that_fails_after_its_run_opened_is_marked_failed(tmp_path, prepared_digits, monkeypatch):
+    with pytest.raises(TrainingError, match="training diverged"):
+        _train(tmp_path, prepared_digits, tiny_params(update={"lr": 1.0e30}))
+    assert _newest_run().info.status == "FAILED"
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training_run, "_write_curves", full_disk)  # after fit, while the outputs are written
+    with pytest.raises(OSError, match="No space left"):
+        _train(tmp_path / "second", prepared_digits)
+    newest = _newest_run()
+    assert newest.info.status == "FAILED" and newest.info.end_time is not None
 
 
 def test_a_batch_larger_than_the_data_is_a_clear_error(tmp_path, prepared_digits):

@@ -22,7 +22,7 @@ from pipeline.models import build_model
 from pipeline.report import comparisons
 from pipeline.tasks import Batch, build_task
 from pipeline.training import steps
-from tests.conftest import UTRECHT, build_project, needs_faces, repo_params, utrecht_faces
+from tests.conftest import UTRECHT, build_project, checked, needs_faces, repo_params, utrecht_faces
 
 
 def colour_images(count: int = 6, size: int = 16) -> np.ndarray:
@@ -86,16 +86,16 @@ def test_the_config_refuses_a_model_that_cannot_reach_the_tasks_targets():
     bad = copy.deepcopy(raw)
     bad["experiments"]["colorizer_photos"]["model"] = {"name": "conv_ae", "latent_dim": 8, "width": 8}
     with pytest.raises(ConfigError, match=r"colorizer_photos.model.name: conv_ae's outputs lie in \[0.0, 1.0\] but task colorize"):
-        parse_params(bad)
+        checked(bad)
     bad = copy.deepcopy(raw)
     bad["experiments"]["pix2pix_edges_photos"]["model"] = {"name": "dcgan", "latent_dim": 8, "width": 8}
     bad["experiments"]["pix2pix_edges_photos"]["update"] = {}
     with pytest.raises(ConfigError, match="dcgan maps noise to images, not images to images; use task generate"):
-        parse_params(bad)
+        checked(bad)
     bad = copy.deepcopy(raw)
     bad["experiments"]["pix2pix_edges_photos"]["update"] = {"l1_weight": -1.0}
     with pytest.raises(ConfigError, match="pix2pix_edges_photos.update: l1_weight cannot be negative"):
-        parse_params(bad)
+        checked(bad)
 
 
 def test_pix2pix_update_teaches_the_critic_pairs_and_the_generator_the_target():
@@ -152,7 +152,8 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
 def test_the_colorizer_beats_gray_on_held_out_faces(faces):
     params, root = faces
     folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "colorizer_faces"}
-    summary, table, preview = evaluate_experiment(params, "colorizer_faces", **folders, classifier_dir=root / "none")
+    summary, table, preview, _ = evaluate_experiment(params, "colorizer_faces", **folders, classifier_dir=root / "none",
+                                                     figures_dir=root / "colorizer_figures")  # fmt: skip
     assert len(table) == summary["images"] == 31  # the seed's 91 / 31 split of the 122 faces
     assert summary["psnr_mean"] > summary["baseline_psnr_mean"] + 1.0
     assert summary["ab_error_mean"] < summary["baseline_ab_error_mean"]
@@ -163,7 +164,7 @@ def test_the_colorizer_beats_gray_on_held_out_faces(faces):
 def test_the_edge_translator_draws_faces_from_edges(faces):
     params, root = faces
     folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "unet_faces"}
-    summary, _, _ = evaluate_experiment(params, "unet_faces", **folders, classifier_dir=root / "none")
+    summary, _, _, _ = evaluate_experiment(params, "unet_faces", **folders, classifier_dir=root / "none", figures_dir=root / "unet_figures")
     truth = load_split(root / "prepared" / "faces", "test")["images"].astype(np.float32) / 255.0
     mean_face = np.broadcast_to(truth.mean(axis=0), truth.shape)  # the best a model ignoring its input could do
     assert summary["psnr_mean"] > psnr(mean_face, truth).mean()
