@@ -19,9 +19,9 @@ import torch
 
 from pipeline.config import load_params
 from pipeline.evaluation.search import LatentSearch, clock, latent_search
-from pipeline.tasks import build_task, load_tensors
-from pipeline.training.loop import resolve_device
-from pipeline.training.run import load_trained
+from pipeline.device import resolve_device
+from pipeline.experiment import load_trained, resolve
+from pipeline.tasks import load_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,9 +48,8 @@ def main() -> None:
     device = resolve_device(params.base.device)
     torch.set_grad_enabled(False)
     for ambient_name, search_name in pairs:
-        experiment = params.experiment(search_name)
-        task = build_task(experiment.task.name, **experiment.task.args)
-        test = load_tensors(ROOT / "data" / "prepared" / experiment.dataset, "test", task, device)
+        task = resolve(params, search_name).task
+        test = load_tensors(ROOT / "data" / "prepared" / params.experiment(search_name).dataset, "test", task, device)
         count = min(args.batch, len(test["labels"]))
         batch = task.batch(test, torch.arange(count, device=device), torch.Generator(device).manual_seed(params.base.seed))
         encoder_model, _ = load_trained(ROOT / "models" / ambient_name, device)

@@ -70,7 +70,8 @@ def main() -> None:
             started = time.perf_counter()
             train_experiment(params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name)
             seconds = time.perf_counter() - started
-            summary, per_image, _ = evaluate_experiment(params, name, **folders, classifier_dir=root / "no-classifier")
+            summary, per_image, _, _ = evaluate_experiment(params, name, **folders, classifier_dir=root / "no-classifier",
+                                                           figures_dir=root / "figures" / name)  # fmt: skip
             mse = float(np.mean(10 ** (-per_image["psnr"] / 10)))  # per-image MSE from PSNR (data range 1)
             print(f"{name:9} {mse:9.6f}  {SEED_MSE[name.split('_')[1]]:9.6f}  {summary['psnr_mean']:9.2f}  "
                   f"{summary['ssim_mean']:9.4f}  {seconds:7.0f}", flush=True)  # fmt: skip

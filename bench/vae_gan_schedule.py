@@ -41,9 +41,10 @@ def run(factor: int, names: list[str], scratch: Path, figure: Path | None) -> No
 
     from pipeline.config import parse_params
     from pipeline.evaluation.evaluate import draw_samples, evaluate_experiment
+    from pipeline.experiment import load_trained
+    from pipeline.figures import grid, save_png
     from pipeline.images import to_numpy
-    from pipeline.render import grid, save_png
-    from pipeline.training.run import load_trained, train_experiment
+    from pipeline.training.run import train_experiment
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for name in names:
@@ -56,7 +57,8 @@ def run(factor: int, names: list[str], scratch: Path, figure: Path | None) -> No
         folders = {"prepared_dir": ROOT / "data/prepared" / dataset, "model_dir": scratch / name}
         summary = train_experiment(params, name, **folders, plots_dir=scratch / "plots" / name,
                                    checkpoint_path=scratch / "checkpoints" / name / "last.pt")  # fmt: skip
-        scores, _, _ = evaluate_experiment(params, name, **folders, classifier_dir=ROOT / "models/classifiers" / dataset)
+        scores, _, _, _ = evaluate_experiment(params, name, **folders, classifier_dir=ROOT / "models/classifiers" / dataset,
+                                              figures_dir=scratch / "figures" / name)  # fmt: skip
         print(f"{name:<22} {params.experiment(name).train.epochs:>6} {summary['train_seconds']:>8.1f} {scores.get('fcd', np.nan):>7.1f}")
         model, _ = load_trained(scratch / name, torch.device("cpu"))
         rows.append(to_numpy(draw_samples(model, 12, params.base.seed)))

@@ -14,6 +14,10 @@ import pandas as pd
 
 from pipeline.config import Params
 from pipeline.errors import DataError
+from pipeline.figures import grid, plot_time_curves, save_png
+from pipeline.files import staged_dir, write_text
+
+COMPARISON = "comparison"  # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
 
 
 # The seed's table (Ambient VAE-GAN, CelebA 64×64, one tiled batch of 64): (method, forward model) -> (PSNR, SSIM)
@@ -23,6 +27,28 @@ SEED_CELEBA = {
     ("ambient", "add_noise"): (20.20, 0.83), ("ambient", "drop_independent"): (17.51, 0.60), ("ambient", "drop_patch"): (16.15, 0.49),
     ("non-learned", "add_noise"): (19.54, 0.76), ("non-learned", "drop_independent"): (15.24, 0.42), ("non-learned", "drop_patch"): (16.23, 0.50),
 }  # fmt: skip
+
+
+def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Path) -> pd.DataFrame:
+    """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side, and for
+    restore studies each forward model's time against error), bring each evaluation into its MLflow run and
+    attach the table to a `<study> table` run. Returns the table."""
+    table = study_table(params, study, metrics_dir)
+    figures = comparisons(params, study, metrics_dir)
+    curves = time_curves(params, study, metrics_dir, table)
+    folder = reports_dir / study / COMPARISON
+    with staged_dir(folder) as staging:
+        for key, (_, rows) in figures.items():
+            save_png(grid(rows), staging / f"{key}.png")
+        for key, methods in curves.items():
+            plot_time_curves(methods, f"{key}: time against error", staging / f"time_{key}.png")
+    shown = {f"{COMPARISON}/{key}.png": names for key, (names, _) in figures.items()}
+    shown |= {f"{COMPARISON}/time_{key}.png": list(methods) for key, methods in curves.items()}
+    paths = [reports_dir / study / "table.csv", reports_dir / study / "table.md"]
+    write_text(paths[0], table.to_csv(index=False))
+    write_text(paths[1], to_markdown(table, f"Study `{study}`", shown))
+    log_study(params, study, metrics_dir, reports_dir, [*paths, *sorted(folder.iterdir())])
+    return table
 
 
 def load_record(metrics_dir: Path, study: str, name: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import CLASSIFIERS, METRICS, PREPARED, ParamsOption, load, user_errors
+from stages.common import CLASSIFIERS, METRICS, PREPARED, ParamsOption, load, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -17,13 +17,14 @@ def classify(
 ) -> None:
     """Write models/classifiers/<dataset>/ and metrics/classifiers/<dataset>.json (accuracy, FCD floors)."""
     with user_errors():
-        from pipeline.training.classifier import train_classifier
         from pipeline.files import write_text
+        from pipeline.training.classifier import train_classifier
 
         config = load(params)
         config.dataset(dataset)  # an unknown name fails here, in one line
-        summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
-        write_text(METRICS / "classifiers" / f"{dataset}.json", json.dumps(summary, indent=2) + "\n")
+        with work():  # the classifier's MLflow run is opened inside
+            summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
+            write_text(METRICS / "classifiers" / f"{dataset}.json", json.dumps(summary, indent=2) + "\n")
         if summary["labelled"]:
             typer.echo(f"classifier {dataset}: test accuracy {summary['accuracy']:.4f}, "
                        f"FCD test halves {summary['fcd_test_halves']:.3g}, train vs test {summary['fcd_train']:.3g}")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,6 @@ CLASSIFIERS = MODELS / "classifiers"
 PLOTS = Path("plots")
 METRICS = Path("metrics")
 REPORTS = Path("reports")
-COMPARISON = "comparison"  # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
 CHECKPOINTS = Path("checkpoints")  # outside DVC outs: DVC deletes outs before a stage runs, which would lose them
 
 
@@ -36,6 +36,15 @@ def user_errors() -> Iterator[None]:
     except AeganError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def work() -> Iterator[None]:
+    """Time what the stage does once its imports and params are loaded, and end its output with `work: <s> s`:
+    the rest of the stage's wall time is start-up (bench/pipeline_time.py reads the line to tell them apart)."""
+    started = time.perf_counter()
+    yield
+    typer.echo(f"work: {time.perf_counter() - started:.2f} s")
 
 
 def load(params_path: Path) -> Params:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import DOWNLOADS, RAW, ParamsOption, load, user_errors
+from stages.common import DOWNLOADS, RAW, ParamsOption, load, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -18,7 +18,9 @@ def download(
     with user_errors():
         from pipeline.data.sources import fetch
 
-        fetch(dataset, load(params).dataset(dataset), RAW / dataset, DOWNLOADS)
+        settings = load(params).dataset(dataset)
+        with work():
+            fetch(dataset, settings, RAW / dataset, DOWNLOADS)
 
 
 if __name__ == "__main__":
