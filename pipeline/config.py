@@ -81,7 +81,7 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 64
-    log_every: int = 50  # steps between reading losses back from the device (NaN check, progress) and sending them to MLflow
+    log_every: int = 50  # steps between reading losses back from the device (NaN check, progress); MLflow gets them every 5 s
 
 
 @dataclass(frozen=True)

@@ -212,10 +212,9 @@ def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, 
         evaluation = [metrics_dir / study / f"{name}{suffix}" for suffix in (".json", ".csv")]
         if not store.log_evaluation(load_record(metrics_dir, study, name), scores, {"figures": figures, "evaluation": evaluation}):
             missing.append(name)
-    run = store.start_run(experiment=study, name=f"{study} table", tags={"dvc.stage": f"report@{study}"})
-    for path in table_files:
-        run.log_artifact(path, "table")
-    run.finish()
+    with store.start_run(experiment=study, name=f"{study} table", tags={"dvc.stage": f"report@{study}"}) as run:
+        for path in table_files:
+            run.log_artifact(path, "table")
     if missing:
         print(f"note: the MLflow runs of {', '.join(missing)} are not in this tracking store (results pulled from "
               "elsewhere?); their evaluations are in metrics/ and reports/ only", file=sys.stderr)  # fmt: skip

@@ -64,6 +64,13 @@ class Run:
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
 
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        """A run ends FINISHED, FAILED on any error or KILLED on Ctrl-C: never left RUNNING."""
+        self.finish("FINISHED" if kind is None else "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
+
 
 class Store:
     """One opened tracking store. Opening one costs about a second (MLflow checks a SQLite store's schema), so a

@@ -23,6 +23,7 @@ CLASSIFIERS = MODELS / "classifiers"
 PLOTS = Path("plots")
 METRICS = Path("metrics")
 REPORTS = Path("reports")
+CODE = Path("data/code")  # the `code` stage's lists of the files each stage kind runs
 CHECKPOINTS = Path("checkpoints")  # outside DVC outs: DVC deletes outs before a stage runs, which would lose them
 
 

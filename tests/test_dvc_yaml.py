@@ -1,86 +1,77 @@
-"""dvc.yaml: each stage's code deps are exactly the project modules its command imports, found by reading the
-imports (module level and inside functions) from the stage's own file, transitively; and report@<study>
-depends on its own study's evaluations, not on the whole `experiments` section."""
+"""dvc.yaml and pipeline.fingerprint: every stage depends on its kind's list of the files it runs, that list holds
+every project module the stage's command imports (read statically, and checked against what a running command
+loads), and report@<study> depends on its own study's evaluations, not on the whole `experiments` section."""
 
 from __future__ import annotations
 
-import ast
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pipeline.fingerprint import KINDS, fingerprint, stage_files, write_fingerprints
 from tests.conftest import ROOT
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
-def module_file(name: str) -> Path | None:
-    path = ROOT.joinpath(*name.split("."))
-    if (path / "__init__.py").exists():
-        return path / "__init__.py"
-    return path.with_suffix(".py") if path.with_suffix(".py").exists() else None
+def test_every_stage_depends_on_its_kinds_code_list_and_on_no_code_file():
+    assert set(STAGES) == {"code", *KINDS}
+    assert STAGES["code"]["deps"] == ["pipeline", "stages"]  # the lists are rewritten when any project file changes
+    assert STAGES["code"]["outs"] == [f"data/code/{kind}.txt" for kind in KINDS]
+    for kind in KINDS:
+        deps = STAGES[kind]["do"]["deps"]
+        assert f"data/code/{kind}.txt" in deps
+        assert not [dep for dep in deps if dep.startswith(("pipeline", "stages"))], kind  # one entry in dvc.lock, not twenty
 
 
-def imported_names(file: Path) -> set[str]:
-    """Every `pipeline.…` name `file` imports anywhere but under `if TYPE_CHECKING:` (a module, or a module's member)."""
-    tree = ast.parse(file.read_text())
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                   for n in ast.walk(node)}  # fmt: skip
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
-    return {name for name in names if name.split(".")[0] == "pipeline"}
+def test_the_scan_follows_imports_inside_functions_and_through_packages():
+    train, evaluate, report = (set(map(str, stage_files(ROOT, kind))) for kind in ("train", "evaluate", "report"))
+    assert "pipeline/training/run.py" in train  # imported in the command's body
+    assert "pipeline/models/gan.py" in evaluate  # through the registry in pipeline/models/__init__.py
+    assert "pipeline/tracking.py" in report  # imported inside pipeline.report.log_study
+    assert not {path for path in evaluate if "training" in path or path == "pipeline/tracking.py"}  # evaluate runs no training code
+    assert not {path for path in report if "/models/" in path or "/training/" in path}
 
 
-def stage_modules(command: str) -> set[Path]:
-    """The project files `aegan <command>` can execute: its stage file, stages/common.py and every pipeline module
-    reachable through imports, packages' __init__ included (importing a.b runs a/__init__.py)."""
-    start = ROOT / "stages" / f"{command}.py"
-    seen = {start, ROOT / "stages" / "common.py"}
-    todo = sorted(imported_names(start) | imported_names(ROOT / "stages" / "common.py"))
-    while todo:
-        parts = todo.pop().split(".")
-        for end in range(1, len(parts) + 1):
-            file = module_file(".".join(parts[:end]))
-            if file is not None and file not in seen:
-                seen.add(file)
-                todo.extend(imported_names(file))
-    return {file.relative_to(ROOT) for file in seen if not _docstring_only(file)}
+def _loaded_project_files(kind: str, args: list[str], cwd: Path) -> set[str]:
+    """The project files a real `aegan <kind> …` had loaded when it ended (it may fail for want of data)."""
+    code = ("import atexit, json, sys\n"
+            "atexit.register(lambda: print(json.dumps([m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)]), file=sys.__stderr__))\n"
+            f"from stages.cli import app\napp({[kind, *args]!r})")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    files = json.loads(result.stderr.strip().splitlines()[-1])
+    project = [Path(f).resolve() for f in files if Path(f).resolve().is_relative_to(ROOT)]
+    return {str(f.relative_to(ROOT)) for f in project if f.relative_to(ROOT).parts[0] in ("pipeline", "stages")}
 
 
-def _docstring_only(file: Path) -> bool:
-    """A package __init__ holding only its docstring, which no output can depend on."""
-    body = ast.parse(file.read_text()).body
-    return len(body) <= 1 and all(isinstance(node, ast.Expr) for node in body)
+@pytest.mark.parametrize(("kind", "args"), [("download", ["digits"]), ("prepare", ["digits"]), ("evaluate", ["ae_digits"]),
+                                            ("train", ["ae_digits"]), ("report", ["autoencoders"])])  # fmt: skip
+def test_what_a_running_stage_loads_is_in_its_list(tmp_path, kind, args):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    loaded = _loaded_project_files(kind, args, tmp_path)
+    assert f"stages/{kind}.py" in loaded
+    listed = set(map(str, stage_files(ROOT, kind)))
+    assert loaded - {"stages/cli.py", "stages/__init__.py"} - {f"stages/{k}.py" for k in ("apply", "check", "code", *KINDS)} <= listed
 
 
-def code_deps(stage: str) -> set[Path]:
-    return {Path(dep) for dep in STAGES[stage]["do"]["deps"] if dep.startswith(("pipeline", "stages"))}
-
-
-def covered(module: Path, deps: set[Path]) -> bool:
-    return any(module == dep or dep in module.parents for dep in deps)
-
-
-@pytest.mark.parametrize("stage", sorted(STAGES))
-def test_a_stage_depends_on_every_module_it_imports_and_on_no_other(stage):
-    modules, deps = stage_modules(stage), code_deps(stage)
-    assert not [str(m) for m in sorted(modules) if not covered(m, deps)], f"dvc.yaml's {stage} misses these imports"
-    for dep in deps:  # a folder stands for all of its modules, so the stage must import every one of them
-        files = {f.relative_to(ROOT) for f in (ROOT / dep).rglob("*.py") if not _docstring_only(f)} if (ROOT / dep).is_dir() else {dep}
-        assert files and files <= modules, f"dvc.yaml's {stage} depends on {dep}, but imports only {sorted(map(str, files & modules))} of it"
-
-
-def test_the_scan_finds_imports_inside_functions():
-    assert Path("pipeline/training/run.py") in stage_modules("train")  # imported in the command's body
-    assert Path("pipeline/models/gan.py") in stage_modules("evaluate")  # through the registry in pipeline/models/__init__.py
-    assert not {m for m in stage_modules("report") if "models" in m.parts or "training" in m.parts}
+def test_a_list_changes_exactly_when_a_file_its_stage_runs_does(tmp_path):
+    shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    before = {kind: fingerprint(tmp_path, kind) for kind in KINDS}
+    with (tmp_path / "pipeline" / "report.py").open("a") as file:
+        file.write("\n# a comment\n")
+    after = {kind: fingerprint(tmp_path, kind) for kind in KINDS}
+    assert [kind for kind in KINDS if before[kind] != after[kind]] == ["report"]
+    with (tmp_path / "pipeline" / "models" / "gan.py").open("a") as file:
+        file.write("\n# a comment\n")
+    paths = write_fingerprints(tmp_path, tmp_path / "code")
+    changed = [path.stem for path in paths if path.read_text() != before[path.stem]]
+    assert changed == ["train", "evaluate", "report"]  # report for its comment; train and evaluate build models
 
 
 def test_a_report_depends_on_its_study_and_not_on_every_experiment():

@@ -132,6 +132,44 @@ def test_a_run_that_fails_after_its_run_opened_is_marked_failed(tmp_path, prepar
     assert newest.info.status == "FAILED" and newest.info.end_time is not None
 
 
+def test_checkpoints_keep_their_distance_and_skip_the_last_epoch(tmp_path, monkeypatch):
+    from pipeline.training import callbacks
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock["now"])
+    saved = []
+    monkeypatch.setattr(callbacks.checkpoint, "save", lambda path, state: saved.append(state["epoch"]))
+    saver = callbacks.Checkpointer(tmp_path / "last.pt", lambda epoch, step: {"epoch": epoch}, epochs=6, seconds=10.0)
+    for epoch, now in zip(range(1, 7), (104.0, 109.0, 111.0, 115.0, 122.0, 140.0)):
+        clock["now"] = now
+        saver.on_epoch_end(epoch, 10 * epoch)
+    assert saved == [3, 5]  # 11 s after the start, 11 s after that; epoch 6 is the last: its model is written instead
+
+
+def test_step_metrics_reach_the_run_in_few_calls_and_all_of_them_at_the_end():
+    from pipeline.training import callbacks
+
+    class Run:
+        def __init__(self):
+            self.calls = []
+
+        def log_metrics(self, rows):
+            self.calls.append(rows)
+
+    run, history = Run(), callbacks.History()
+    logger = callbacks.MetricLogger(run, history, seconds=3600.0)
+    for step in range(1, 101):
+        history.on_step(step, {"loss": 1.0 / step}, 8)
+        logger.on_step(step, {"loss": 1.0 / step}, 8)
+        if step % 10 == 0:
+            history.on_epoch_end(step // 10, step)
+            logger.on_epoch_end(step // 10, step)
+    assert run.calls == []  # within the interval nothing is sent
+    logger.flush()
+    (rows,) = run.calls
+    assert len(rows) == 110 and rows[0] == (1, {"train/loss": 1.0}) and rows[-1][1] == {"epoch/loss": history.rows[-1]["loss"]}
+
+
 def test_a_batch_larger_than_the_data_is_a_clear_error(tmp_path, prepared_digits):
     with pytest.raises(TrainingError, match="fewer than batch_size 512; lower train.batch_size"):
         _train(tmp_path, prepared_digits, tiny_params(train={"epochs": 1, "batch_size": 512}))

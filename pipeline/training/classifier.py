@@ -55,41 +55,40 @@ def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_di
     uri = tracking.resolve_uri(params.tracking.uri)
     run = tracking.Store(uri).start_run(experiment="classifiers", name=f"classifier {dataset}",
                              tags={"dvc.stage": f"classify@{dataset}", "dataset": dataset})  # fmt: skip
-    run.log_params({**flatten(settings, "classifier."), "dataset": dataset, **flatten(params.dataset(dataset), "dataset.")})
-    history = History()
-    progress = ProgressBar(f"classifier {dataset}", total_images=len(train["labels"]) * settings.epochs, done_images=0)
-    started = time.perf_counter()
-    model.train()
-    try:
-        fit(update, task, train, epochs=settings.epochs, batch_size=settings.batch_size, generator=generator,
-            callbacks=[history, MetricLogger(run, history, every=20), progress])  # fmt: skip
-    except BaseException as error:
-        run.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
-    finally:
-        progress.close()
-    model.eval()
+    with run:  # ends FAILED (KILLED on Ctrl-C) if anything fails once it is open, never RUNNING
+        run.log_params({**flatten(settings, "classifier."), "dataset": dataset, **flatten(params.dataset(dataset), "dataset.")})
+        history = History()
+        logger = MetricLogger(run, history)
+        progress = ProgressBar(f"classifier {dataset}", total_images=len(train["labels"]) * settings.epochs, done_images=0)
+        started = time.perf_counter()
+        model.train()
+        try:
+            fit(update, task, train, epochs=settings.epochs, batch_size=settings.batch_size, generator=generator,
+                callbacks=[history, logger, progress])  # fmt: skip
+        finally:
+            progress.close()
+        logger.flush()
+        model.eval()
 
-    logits, test_features = classify(model, test["images"])
-    labels = test["labels"].cpu().numpy()
-    halves = np.random.default_rng(params.base.seed).permutation(len(labels))
-    middle = len(labels) // 2
-    train_pick = torch.randperm(len(train["labels"]), generator=generator, device=device)[: settings.samples]
-    _, train_features = classify(model, train["images"][train_pick])
-    summary = {
-        "labelled": True,
-        "accuracy": float((logits.argmax(1) == labels).mean()),
-        "fcd_test_halves": frechet_distance(test_features[halves[:middle]], test_features[halves[middle:]]),
-        "fcd_train": frechet_distance(train_features, test_features),
-        "train_images_for_fcd_train": len(train_pick),
-        "train_seconds": time.perf_counter() - started,
-    }
-    with staged_dir(out_dir) as staging:
-        torch.save({"kwargs": kwargs, "state_dict": model.state_dict()}, staging / MODEL_FILE)
-        write_text(staging / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    run.log_metrics([(0, {f"test/{key}": float(value) for key, value in summary.items()})])
-    run.log_artifact(out_dir / MODEL_FILE, "model")
-    run.finish()
+        logits, test_features = classify(model, test["images"])
+        labels = test["labels"].cpu().numpy()
+        halves = np.random.default_rng(params.base.seed).permutation(len(labels))
+        middle = len(labels) // 2
+        train_pick = torch.randperm(len(train["labels"]), generator=generator, device=device)[: settings.samples]
+        _, train_features = classify(model, train["images"][train_pick])
+        summary = {
+            "labelled": True,
+            "accuracy": float((logits.argmax(1) == labels).mean()),
+            "fcd_test_halves": frechet_distance(test_features[halves[:middle]], test_features[halves[middle:]]),
+            "fcd_train": frechet_distance(train_features, test_features),
+            "train_images_for_fcd_train": len(train_pick),
+            "train_seconds": time.perf_counter() - started,
+        }
+        with staged_dir(out_dir) as staging:
+            torch.save({"kwargs": kwargs, "state_dict": model.state_dict()}, staging / MODEL_FILE)
+            write_text(staging / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        run.log_metrics([(0, {f"test/{key}": float(value) for key, value in summary.items()})])
+        run.log_artifact(out_dir / MODEL_FILE, "model")
     return summary
 
 

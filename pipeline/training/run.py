@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -27,6 +28,8 @@ from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
 from pipeline.training.loop import check_batch_size, fit
 from pipeline.training.steps import UpdateRule, update_rule_for
+
+CHECKPOINT_SECONDS = 10.0  # the least time between two checkpoints of a run (see Checkpointer)
 
 
 def run_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[str, Any]:
@@ -119,7 +122,7 @@ def train_experiment(
     uri = tracking.resolve_uri(params.tracking.uri)
     tags = {"dvc.stage": f"train@{name}", "dataset": config.dataset}
     run = tracking.Store(uri).start_run(experiment=config.study, name=name, tags=tags, run_id=state and state["run_id"])
-    try:
+    with run:  # ends FAILED (KILLED on Ctrl-C) if anything fails once it is open, never RUNNING
         if run.created:
             run.log_params(run_params(params, config, name))
         summary = _fit_and_save(
@@ -127,10 +130,6 @@ def train_experiment(
             start_epoch=start_epoch, step=step, seconds_before=seconds_before, fingerprint=fingerprint,
             precision=params.base.precision, model_dir=model_dir, plots_dir=plots_dir, checkpoint_path=checkpoint_path,
         )  # fmt: skip
-    except BaseException as error:
-        run.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
-    run.finish()
     checkpoint_path.unlink(missing_ok=True)
     if checkpoint_path.parent.exists() and not any(checkpoint_path.parent.iterdir()):
         checkpoint_path.parent.rmdir()
@@ -154,17 +153,23 @@ def _fit_and_save(
 
     count = len(arrays["labels"])
     progress = ProgressBar(experiment.name, total_images=count * config.train.epochs, done_images=count * start_epoch)
-    callbacks = [history, MetricLogger(run, history, every=config.train.log_every), progress]
+    logger = MetricLogger(run, history)
+    saver = Checkpointer(checkpoint_path, snapshot, epochs=config.train.epochs, seconds=CHECKPOINT_SECONDS)
     model.train()
     try:
         step = fit(
             update, experiment.task, arrays,
             epochs=config.train.epochs, batch_size=config.train.batch_size, generator=generator,
             start_epoch=start_epoch, step=step, precision=precision, sync_every=config.train.log_every,
-            callbacks=[*callbacks, Checkpointer(checkpoint_path, snapshot)],
+            callbacks=[history, logger, progress, saver],
         )  # fmt: skip
+    except BaseException:
+        with contextlib.suppress(Exception):  # the metrics up to the failure, if the store still takes them
+            logger.flush()
+        raise
     finally:
         progress.close()
+    logger.flush()
     update.finish()
     seconds = seconds_before + time.perf_counter() - started
 

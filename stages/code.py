@@ -1,0 +1,24 @@
+"""DVC stage `code`: for each stage kind, the project files its command runs and their checksums (data/code/)."""
+
+from pathlib import Path
+
+import typer
+
+from stages.common import CODE, user_errors, work
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def code() -> None:
+    """Write data/code/<kind>.txt for download, prepare, classify, train, evaluate and report: every stage of a kind
+    depends on its list, which changes only when a file the stage runs does."""
+    with user_errors(), work():
+        from pipeline.fingerprint import write_fingerprints
+
+        for path in write_fingerprints(Path("."), CODE):
+            typer.echo(f"{path}: {len(path.read_text().splitlines())} files")
+
+
+if __name__ == "__main__":
+    app()
