@@ -79,6 +79,9 @@ def summarise(label: str, seconds: float, stages: list[tuple[str, float, float |
           f"fixed cost {sum(fixed):.0f} s, median {statistics.median(fixed):.2f} s per stage; dvc.lock {lock.stat().st_size / 1024:.0f} KB")  # fmt: skip
     for kind, values in kinds.items():
         print(f"  {kind:<9} {len(values):>3} stages, fixed cost median {statistics.median(values):5.2f} s, sum {sum(values):6.0f} s")
+    print(f"  {'stage':<36} {'wall s':>7} {'work s':>7} {'fixed s':>8}")
+    for stage, wall, work in stages:
+        print(f"  {stage:<36} {wall:>7.2f} {'' if work is None else f'{work:.2f}':>7} {wall - (work or 0.0):>8.2f}")
     return {"seconds": seconds, "stages": len(stages), "median_fixed": statistics.median(fixed), "fixed": sum(fixed)}
 
 
