@@ -1,6 +1,6 @@
 """What the default pipeline costs from scratch, stage by stage, at two commits, one after the other:
 
-    python bench/pipeline_time.py --before d432c61     # the last commit with three stages per experiment; ~40 min
+    python bench/pipeline_time.py --before d432c61     # the last commit with three stages per experiment; ~50 min
 
 Each commit (--before, then --after, HEAD by default) is checked out into a temporary git worktree and run with
 `dvc repro --force` there, with this environment's packages and a throw-away MLflow store; the second run starts
@@ -10,9 +10,11 @@ the stage reports on a `work: <s> s` line (the time after its imports and params
 commit whose stages report none counts the training time of train stages and nothing else, so its start-up
 figures are upper bounds. Fixed cost = wall time − work.
 
-Then, at --after only: a second `dvc repro` (nothing to do), and `experiments.<--change>.update.lr` halved
-followed by `dvc repro`, which must re-run exactly that experiment's train and evaluate and its study's report.
-Last, every output both runs wrote in metrics/, reports/ and plots/ is compared, clock readings left out.
+Then, at --after only: a second `dvc repro` (nothing to do), and, once the outputs are compared,
+`experiments.<--change>.update.lr` halved followed by `dvc repro`, which must re-run exactly that experiment's
+train and evaluate and its study's report.
+Between the two, every output both from-scratch runs wrote in metrics/, reports/ and plots/ is compared, clock
+readings left out.
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ def main() -> None:
             started = time.perf_counter()
             _, idle = repro(after)
             noop = time.perf_counter() - started
+            compare(trees[args.before], after)  # before the change below retrains one experiment
             ran = change_learning_rate(after, args.change)
-            compare(trees[args.before], after)
         finally:  # never hide the run's own error behind a failed clean-up
             for tree in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False, capture_output=True)
