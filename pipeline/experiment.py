@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.config import MODEL_SHAPE_KEYS, Component, ConfigError, ExperimentConfig, Params, check_kwargs
-from pipeline.errors import TrainingError
+from pipeline.errors import TrainingError, first_line
 from pipeline.models import MODELS, build_model
 from pipeline.models.vae import PriorSampler
 from pipeline.tasks import TASKS, Reconstruct
@@ -110,10 +110,15 @@ def load_trained(model_dir: Path, device: torch.device) -> tuple[nn.Module, dict
     path = model_dir / MODEL_FILE
     if not path.exists():
         raise TrainingError(f"{path} not found; run `dvc repro train@{model_dir.name}` first")
-    saved = torch.load(path, map_location=device, weights_only=True)
-    model = build_model(saved["model"], **saved["model_args"]).to(device)
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), json.loads((model_dir / RUN_FILE).read_text())
+    try:  # loaded as data (weights_only): a crafted file runs no code
+        saved = torch.load(path, map_location=device, weights_only=True)
+        model = build_model(saved["model"], **saved["model_args"]).to(device)
+        model.load_state_dict(saved["state_dict"])
+        run = json.loads((model_dir / RUN_FILE).read_text())
+    except Exception as error:  # damaged, from other model code, or not a model file at all
+        raise TrainingError(f"{model_dir} does not hold a model this code can load ({first_line(error)}); "
+                            f"run `dvc repro --force train@{model_dir.name}`") from None  # fmt: skip
+    return model.eval(), run
 
 
 def plain(args: Mapping[str, Any]) -> dict[str, Any]:

@@ -183,3 +183,18 @@ def test_the_report_brings_an_evaluation_into_the_training_run_once(tmp_path, pr
     assert store.log_evaluation(record, changed, {"figures": figures})
     assert client.get_run(run["run_id"]).data.metrics["test/psnr_mean"] == pytest.approx(changed["psnr_mean"])
     assert not store.log_evaluation({**record, "run_id": "0" * 32}, summary, {})  # a run this store never saw
+
+
+def test_a_crafted_model_file_runs_no_code_and_is_named(tmp_path):
+    from tests.test_training import Payload
+
+    folder = tmp_path / "models" / "ae_tiny"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "the-payload-ran"
+    torch.save({"model": "conv_ae", "model_args": {}, "state_dict": Payload(marker)}, folder / "model.pt")
+    with pytest.raises(TrainingError) as error:
+        load_trained(folder, torch.device("cpu"))
+    assert str(error.value).startswith(f"{folder} does not hold a model this code can load (Weights only load failed")
+    assert str(error.value).endswith("run `dvc repro --force train@ae_tiny`") and "\n" not in str(error.value)
+    assert not marker.exists()
+

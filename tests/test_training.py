@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -83,7 +86,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, prepared_digit
         _interrupt_at(patch, 8 + 3)  # third batch of epoch two (8 batches of up to 32 per epoch)
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path, prepared_digits)
-    saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
+    saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=True)
     assert saved["epoch"] == 1
 
     resumed = _train(tmp_path, prepared_digits)
@@ -220,14 +223,61 @@ def test_a_checkpoint_from_other_model_code_starts_over(tmp_path, prepared_digit
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path, prepared_digits)
     path = tmp_path / "checkpoints" / "ae_tiny" / "last.pt"
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, weights_only=True)
     saved["model"] = {"renamed." + key: value for key, value in saved["model"].items()}  # as after a refactor
     torch.save(saved, path)
     summary = _train(tmp_path, prepared_digits)
     assert "does not fit the current model code; training from scratch" in capsys.readouterr().err
+    _train(tmp_path / "reference", prepared_digits)  # the fresh start is the very run a clean start gives
+    expected, _ = load_trained(tmp_path / "reference" / "models" / "ae_tiny", torch.device("cpu"))
+    actual, _ = load_trained(tmp_path / "models" / "ae_tiny", torch.device("cpu"))
+    assert all(torch.equal(value, actual.state_dict()[key]) for key, value in expected.state_dict().items())
     run = MlflowClient().get_run(summary["run_id"])
     assert summary["run_id"] != saved["run_id"] and run.data.params["model.name"] == "conv_ae"
     assert not path.parent.exists()  # the emptied checkpoint folder goes too
+
+
+class Payload:
+    """Unpickling this calls os.makedirs(marker): what a crafted file could do with any function at all."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (str(self.marker),))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("payload", "cannot be read as a checkpoint (Weights only load failed"),
+        ("keys", "lacks what resuming needs (fingerprint, step, run_id, model, update, rng, history, seconds)"),
+        ("kinds", "holds values of the wrong kind (epoch, history)"),
+        ("garbage", "cannot be read as a checkpoint ("),
+    ],
+)
+def test_a_crafted_or_broken_checkpoint_runs_no_code_and_training_starts_over(tmp_path, prepared_digits, capsys, content, message):
+    _train(tmp_path / "reference", prepared_digits)
+    expected, _ = load_trained(tmp_path / "reference" / "models" / "ae_tiny", torch.device("cpu"))
+    path = tmp_path / "checkpoints" / "ae_tiny" / "last.pt"
+    path.parent.mkdir(parents=True)
+    marker = tmp_path / "the-payload-ran"
+    whole = {"fingerprint": "x", "epoch": 1, "step": 8, "run_id": None, "model": {}, "update": {}, "rng": {}, "history": [], "seconds": 1.0}
+    if content == "payload":
+        torch.save({**whole, "model": Payload(marker)}, path)
+    elif content == "keys":
+        torch.save({"epoch": 1}, path)
+    elif content == "kinds":
+        torch.save({**whole, "epoch": "1", "history": {}}, path)
+    else:
+        path.write_bytes(b"PK\x03\x04 not a checkpoint")
+    capsys.readouterr()
+    _train(tmp_path, prepared_digits)
+    errors = capsys.readouterr().err
+    assert f"{path} {message}" in errors and errors.count("training from scratch") == 1
+    assert not marker.exists()  # loaded as data: the payload never ran
+    actual, _ = load_trained(tmp_path / "models" / "ae_tiny", torch.device("cpu"))
+    assert all(torch.equal(value, actual.state_dict()[key]) for key, value in expected.state_dict().items())
 
 
 def test_resuming_into_a_deleted_mlflow_run_opens_a_new_run_with_params(tmp_path, prepared_digits, monkeypatch):
@@ -235,7 +285,7 @@ def test_resuming_into_a_deleted_mlflow_run_opens_a_new_run_with_params(tmp_path
         _interrupt_at(patch, 8 + 1)
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path, prepared_digits)
-    saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
+    saved = torch.load(tmp_path / "checkpoints" / "ae_tiny" / "last.pt", weights_only=True)
     MlflowClient().delete_run(saved["run_id"])
     summary = _train(tmp_path, prepared_digits)  # resumes the weights, not the deleted run
     assert summary["run_id"] != saved["run_id"]
@@ -423,7 +473,7 @@ def test_a_gan_run_saves_the_averaged_generator_and_resumes_its_average(tmp_path
         _interrupt_at(patch, 8 + 3, steps.AdversarialUpdate)
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path / "resumed", prepared_digits, raw(0.9))
-    saved = torch.load(tmp_path / "resumed" / "checkpoints" / "ae_tiny" / "last.pt", weights_only=False)
+    saved = torch.load(tmp_path / "resumed" / "checkpoints" / "ae_tiny" / "last.pt", weights_only=True)
     assert saved["epoch"] == 1 and "average" in saved["update"]
     summary = _train(tmp_path / "resumed", prepared_digits, raw(0.9))
     assert summary["run_id"] == saved["run_id"]  # resumed, not started over

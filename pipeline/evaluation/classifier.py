@@ -57,9 +57,13 @@ def load_classifier(folder: Path, device: torch.device) -> Classifier | None:
         raise TrainingError(f"{summary} not found; run `dvc repro classify@{folder.name}` first")
     if not json.loads(summary.read_text())["labelled"]:
         return None
-    saved = torch.load(folder / MODEL_FILE, map_location=device, weights_only=True)
-    model = Classifier(**saved["kwargs"]).to(device)
-    model.load_state_dict(saved["state_dict"])
+    try:  # loaded as data (weights_only): a crafted file runs no code
+        saved = torch.load(folder / MODEL_FILE, map_location=device, weights_only=True)
+        model = Classifier(**saved["kwargs"]).to(device)
+        model.load_state_dict(saved["state_dict"])
+    except Exception as error:
+        raise TrainingError(f"{folder / MODEL_FILE} is not a classifier this code can load ({error.__class__.__name__}); "
+                            f"run `dvc repro --force classify@{folder.name}`") from None  # fmt: skip
     return model.eval()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipeline.errors import TrainingError
+from pipeline.errors import first_line
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
@@ -18,14 +19,32 @@ def save(path: Path, state: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
+RESUMES_WITH = ("fingerprint", "epoch", "step", "run_id", "model", "update", "rng", "history", "seconds")
+
+
 def load(path: Path) -> dict[str, Any] | None:
-    """The saved state, or None when there is none."""
+    """The saved state, or None when there is none, or when the file cannot serve a resume: unreadable,
+    holding more than tensors, numbers, strings and containers of them (it is loaded as data,
+    `weights_only=True`, so a crafted file runs no code), or lacking what resuming needs. Those are said
+    in one line on stderr; training then starts over."""
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a file from another version, or damaged by hand
-        raise TrainingError(f"checkpoint {path} cannot be read ({error.__class__.__name__}); delete it to start over") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # damaged, from another version, or not data at all
+        print(f"{path} cannot be read as a checkpoint ({first_line(error)}); training from scratch", file=sys.stderr)
+        return None
+    missing = [key for key in RESUMES_WITH if key not in state] if isinstance(state, dict) else list(RESUMES_WITH)
+    if missing:
+        print(f"{path} lacks what resuming needs ({', '.join(missing)}); training from scratch", file=sys.stderr)
+        return None
+    kinds = {"fingerprint": str, "epoch": int, "step": int, "run_id": (str, type(None)), "model": dict, "update": dict,
+             "rng": dict, "history": list, "seconds": (int, float)}  # fmt: skip
+    wrong = [key for key, kind in kinds.items() if not isinstance(state[key], kind) or isinstance(state[key], bool)]
+    if wrong:
+        print(f"{path} holds values of the wrong kind ({', '.join(wrong)}); training from scratch", file=sys.stderr)
+        return None
+    return state
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:

@@ -107,13 +107,14 @@ def train_experiment(
         try:
             model.load_state_dict(state["model"])
             update.load_state_dict(state["update"])
-        except (RuntimeError, KeyError, ValueError):  # the model's code changed since the checkpoint was written
+            checkpoint.restore_rng(generator, state["rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError):  # other model code, or a file made by hand
             print(f"{checkpoint_path} does not fit the current model code; training from scratch", file=sys.stderr)
             state = None
+            torch.manual_seed(params.base.seed)  # as if no checkpoint had been there
             model = experiment.build_model().to(device)
             update = build_update(experiment, model, settings)
-    if state is not None:
-        checkpoint.restore_rng(generator, state["rng"])
+            generator = torch.Generator(device).manual_seed(params.base.seed)
     history = History(state["history"] if state else None)
     start_epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
     seconds_before = state["seconds"] if state else 0.0
