@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -27,6 +28,7 @@ class ConfigError(AeganError):
     """params.yaml is missing, malformed, or holds an unknown key or a bad value."""
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # dataset, experiment and study names: never a path
 MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size", "condition_channels")  # filled from the task and dataset, not params
 
 # The registries' names (pipeline.models.MODELS, pipeline.tasks.TASKS, pipeline.forward.FORWARD_MODELS), written
@@ -229,6 +231,11 @@ def _pick(table: Mapping[str, Any], name: str, section: str) -> Any:
 def _check(params: Params) -> Params:
     """Cross-check what params.yaml alone can judge: names against the registries' names, ranges, pairings.
     What needs the library (a model's constructor, a task's defaults) is `pipeline.experiment`'s to check."""
+    for section, keys in (("datasets", params.datasets), ("experiments", params.experiments), ("studies", params.studies)):
+        for key in keys:  # each becomes a folder name: data/raw/<dataset>, models/<experiment>, reports/<study>
+            if not PLAIN_NAME.fullmatch(key):
+                raise ConfigError(f"{section}: {key!r} is not a plain name; a name that becomes a folder may hold only "
+                                  "letters, digits, _ and -")  # fmt: skip
     for name, dataset in params.datasets.items():
         where = f"datasets.{name}"
         if dataset.source == "folder" and not (dataset.path or dataset.url):

@@ -248,3 +248,21 @@ def test_the_readme_block_for_the_seeds_ambient_datasets_parses_and_builds_at_fu
     seed = params.experiment("ambient_drop_celeba")
     assert seed.update == {} and seed.model.args == {}  # the seed's sizes and losses are the defaults
     assert {params.experiment(name).task.args.get("forward") for name in block["experiments"]} == {"drop_independent", "drop_patch", "add_noise"}
+
+
+@pytest.mark.parametrize("key", ["../outside", "a/b", "/etc", ".hidden", "", "two words", "dots.in.it"])
+@pytest.mark.parametrize("section", ["datasets", "experiments", "studies"])
+def test_a_key_that_becomes_a_folder_must_be_a_plain_name(section, key):
+    raw = repo_params()
+    if section == "studies":
+        raw["studies"] = [*raw["studies"], key]
+        raw["experiments"]["ae_digits"]["study"] = key
+    elif section == "datasets":
+        raw["datasets"][key] = raw["datasets"]["digits"]
+    else:
+        raw["experiments"][key] = raw["experiments"]["ae_digits"]
+    with pytest.raises(ConfigError) as error:
+        parse_params(raw)
+    assert str(error.value) == (f"{section}: {key!r} is not a plain name; a name that becomes a folder may hold only "
+                                "letters, digits, _ and -")  # fmt: skip
+
