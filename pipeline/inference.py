@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from pipeline.data.prepare import derive_view
 from pipeline.data.sources import decode_image
 from pipeline.data.views import standardise
 from pipeline.errors import DataError
+from pipeline.files import new_file
 from pipeline.images import to_numpy, to_uint8
 from pipeline.device import resolve_device
 from pipeline.experiment import load_trained, resolve
@@ -50,12 +50,6 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
     with torch.no_grad():
         output = task.predict(model, task.given(arrays, torch.arange(1, device=device)))
     result = to_uint8(to_numpy(output))[0]  # (S, S, C)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(f".{out_path.name}.partial")
-    try:
+    with new_file(out_path) as partial:  # nothing half-written stays behind
         Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result).save(partial, format=FORMATS[out_path.suffix.lower()])
-    except BaseException:
-        partial.unlink(missing_ok=True)  # nothing half-written stays behind
-        raise
-    os.replace(partial, out_path)
     return result

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import CLASSIFIERS, METRICS, PREPARED, ParamsOption, load, user_errors, work
+from stages.common import CLASSIFIERS, METRICS, PREPARED, ParamsOption, load, outputs, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -22,9 +22,10 @@ def classify(
 
         config = load(params)
         config.dataset(dataset)  # an unknown name fails here, in one line
-        with work():  # the classifier's MLflow run is opened inside
+        scores = METRICS / "classifiers" / f"{dataset}.json"
+        with outputs(CLASSIFIERS / dataset, scores), work():  # the classifier's MLflow run is opened inside
             summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
-            write_text(METRICS / "classifiers" / f"{dataset}.json", json.dumps(summary, indent=2) + "\n")
+            write_text(scores, json.dumps(summary, indent=2) + "\n")
         if summary["labelled"]:
             typer.echo(f"classifier {dataset}: test accuracy {summary['accuracy']:.4f}, "
                        f"FCD test halves {summary['fcd_test_halves']:.3g}, train vs test {summary['fcd_train']:.3g}")  # fmt: skip

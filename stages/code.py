@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from stages.common import CODE, user_errors, work
+from stages.common import CODE, outputs, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False)
 def code() -> None:
     """Write data/code/<kind>.txt for download, prepare, classify, train, evaluate and report: every stage of a kind
     depends on its list, which changes only when a file the stage runs does."""
-    with user_errors(), work():
+    with user_errors(), outputs(CODE), work():
         from pipeline.fingerprint import write_fingerprints
 
         for path in write_fingerprints(Path("."), CODE):

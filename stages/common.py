@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -46,6 +46,20 @@ def work() -> Iterator[None]:
     started = time.perf_counter()
     yield
     typer.echo(f"work: {time.perf_counter() - started:.2f} s")
+
+
+@contextmanager
+def outputs(*paths: Path) -> Iterator[None]:
+    """Check that every output lies inside the project, then hold each one's lock while the stage works: a
+    second run of the same stage stops in one line before any work (see `pipeline.files.claim`)."""
+    from pipeline.files import claim, inside
+
+    for path in paths:
+        inside(path)
+    with ExitStack() as held:
+        for path in paths:
+            held.enter_context(claim(path))
+        yield
 
 
 def load(params_path: Path) -> Params:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import DOWNLOADS, RAW, ParamsOption, load, user_errors, work
+from stages.common import DOWNLOADS, RAW, ParamsOption, load, outputs, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -19,7 +19,7 @@ def download(
         from pipeline.data.sources import fetch
 
         settings = load(params).dataset(dataset)
-        with work():
+        with outputs(RAW / dataset), work():
             fetch(dataset, settings, RAW / dataset, DOWNLOADS)
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import PREPARED, RAW, ParamsOption, load, user_errors, work
+from stages.common import PREPARED, RAW, ParamsOption, load, outputs, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -19,8 +19,9 @@ def prepare(
         from pipeline.data.prepare import prepare_dataset
 
         config = load(params)
-        with work():
-            manifest = prepare_dataset(dataset, config.dataset(dataset), RAW / dataset, PREPARED / dataset, config.base.seed)
+        settings = config.dataset(dataset)
+        with outputs(PREPARED / dataset), work():
+            manifest = prepare_dataset(dataset, settings, RAW / dataset, PREPARED / dataset, config.base.seed)
             typer.echo(f"prepared {dataset}: {manifest['counts']['train']} train, {manifest['counts']['test']} test images")
 
 

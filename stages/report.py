@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import METRICS, REPORTS, ParamsOption, load, user_errors, work
+from stages.common import METRICS, REPORTS, ParamsOption, load, outputs, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -24,7 +24,7 @@ def report(
         config = load(params)
         if study not in config.studies:
             raise ConfigError(f"studies: {study!r} is not listed; choose one of {', '.join(config.studies)}")
-        with work():  # the MLflow store is opened inside, once
+        with outputs(REPORTS / study), work():  # the MLflow store is opened inside, once
             table = write_report(config, study, METRICS, REPORTS)
         typer.echo(to_markdown(table, study))
 

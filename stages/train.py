@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import CHECKPOINTS, MODELS, PLOTS, PREPARED, ParamsOption, load, user_errors
+from stages.common import CHECKPOINTS, MODELS, PLOTS, PREPARED, ParamsOption, load, outputs, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -19,14 +19,13 @@ def train(
         from pipeline.training.run import train_experiment
 
         config = load(params)
-        summary = train_experiment(
-            config,
-            experiment,
-            prepared_dir=PREPARED / config.experiment(experiment).dataset,
-            model_dir=MODELS / experiment,
-            plots_dir=PLOTS / experiment,
-            checkpoint_path=CHECKPOINTS / experiment / "last.pt",
-        )
+        dataset = config.experiment(experiment).dataset
+        model_dir, plots_dir, checkpoints = MODELS / experiment, PLOTS / experiment, CHECKPOINTS / experiment
+        with outputs(model_dir, plots_dir, checkpoints):
+            summary = train_experiment(
+                config, experiment, prepared_dir=PREPARED / dataset, model_dir=model_dir, plots_dir=plots_dir,
+                checkpoint_path=checkpoints / "last.pt",
+            )
         typer.echo(f"trained {experiment} in {summary['train_seconds']:.1f} s (MLflow run {summary['run_id']})")
         # the stage's work is its training; opening the MLflow store and building optimizers are start-up
         typer.echo(f"work: {summary['train_seconds']:.2f} s")

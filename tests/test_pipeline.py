@@ -108,6 +108,79 @@ def test_bad_params_fail_in_one_line(project, tmp_path):
     assert result.stderr.strip() == "error: datasets.digitz: no such entry; choose one of digits"
 
 
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db"}
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def race(args: list[str], project: Path) -> list[tuple[int, str]]:
+    """Start the same command twice at once; each one's exit status and stderr."""
+    processes = [start(args, project) for _ in range(2)]
+    return [(process.wait(), process.communicate()[1]) for process in processes]
+
+
+def assert_one_line_busy(returncode: int, stderr: str, output: str) -> None:
+    assert returncode == 1
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.startswith(f"error: another run is writing {output} (it holds "), stderr
+
+
+def test_a_stage_whose_output_another_run_holds_stops_in_one_line_before_any_work(project):
+    from pipeline.files import claim
+
+    manifest = (project / "data/prepared/digits/manifest.json").read_text()
+    with claim(project / "data/prepared/digits"):
+        result = run(["aegan", "prepare", "digits"], project, check=False)
+    assert_one_line_busy(result.returncode, result.stderr, "data/prepared/digits")
+    assert "work:" not in result.stdout
+    assert (project / "data/prepared/digits/manifest.json").read_text() == manifest
+
+
+def test_two_prepares_at_once_never_publish_a_mixed_result(project):
+    for _ in range(2):
+        outcomes = race(["aegan", "prepare", "digits"], project)
+        assert 0 in [code for code, _ in outcomes], outcomes
+        for code, stderr in outcomes:
+            if code:
+                assert_one_line_busy(code, stderr, "data/prepared/digits")
+        checked = run(["aegan", "check", "--data"], project)  # every array against its manifest's sha256
+        assert "data/prepared/digits: 12 arrays match their manifest" in checked.stdout
+        assert not list((project / "data/prepared").glob("*.partial"))
+
+
+def test_two_trains_of_one_experiment_at_once_leave_one_model_and_no_running_run(project):
+    import mlflow
+
+    outcomes = race(["aegan", "train", "ae_other"], project)
+    assert 0 in [code for code, _ in outcomes], outcomes
+    for code, stderr in outcomes:
+        if code:
+            assert_one_line_busy(code, stderr, "models/ae_other")
+    run(["aegan", "evaluate", "ae_other"], project)  # the model that was published loads and scores
+    runs = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db").search_runs(
+        [experiment.experiment_id for experiment in mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db").search_experiments()]
+    )
+    assert runs and not [run_.info.run_id for run_ in runs if run_.info.status == "RUNNING"]
+
+
+def test_an_output_linked_out_of_the_project_is_refused_and_left_alone(project, tmp_path):
+    (tmp_path / "precious").write_text("keep")
+    plots = project / "plots" / "ae_other"
+    kept = project / "plots" / "ae_other.kept"
+    plots.rename(kept)
+    plots.symlink_to(tmp_path)
+    try:
+        result = run(["aegan", "train", "ae_other"], project, check=False)
+    finally:
+        plots.unlink()
+        kept.rename(plots)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: plots/ae_other lies outside the project ({project.resolve()}); aegan writes only inside the project folder"
+    ]
+    assert [path.name for path in tmp_path.iterdir()] == ["precious"]
+
+
 def test_a_killed_training_run_resumes_to_the_same_metrics(project):
     raw = yaml.safe_load((project / "params.yaml").read_text())
     raw["datasets"]["digits"].pop("limit")  # the full 1,437 training digits: slow enough to kill mid-run

@@ -61,7 +61,7 @@ def test_an_interrupted_prepare_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset("digits", config, tmp_path / "raw", tmp_path / "prepared", seed=0)
     assert not (tmp_path / "prepared").exists()
-    assert not (tmp_path / ".prepared.partial").exists()
+    assert not list(tmp_path.glob(".*partial"))  # no staging folder left behind
 
 
 def test_standardise_crops_the_centre_and_resizes():
@@ -83,3 +83,28 @@ def test_gray_edges_and_lab_views():
     lab = views.decode_lab(code)
     assert abs(lab[0, 16, 16, 0] - 53.24) < 0.5 and abs(lab[0, 16, 16, 1] - 80.1) < 0.6  # red in CIE Lab
     assert abs(lab[0, 0, 0, 0]) < 0.5  # black
+
+
+def test_a_prepared_dataset_changed_after_prepare_is_named_on_load_or_by_verify(prepared_digits, tmp_path):
+    import shutil
+
+    from pipeline.data.store import verify
+    from pipeline.errors import DataError
+
+    folder = tmp_path / "digits"
+    shutil.copytree(prepared_digits / "digits", folder)
+    assert verify(folder) == 12
+    labels = np.load(folder / "test" / "labels.npy")
+    np.save(folder / "test" / "labels.npy", labels[:-1])  # one row short: the header says so, loading catches it
+    with pytest.raises(DataError, match=r"labels.npy holds int64 \[59\] where its manifest says int64 \[60\]; prepare it again"):
+        load_split(folder, "test")
+    assert set(load_split(folder, "train")) >= {"images", "labels"}  # the other split is untouched
+    flipped = labels.copy()
+    flipped[0] = (flipped[0] + 1) % 10
+    np.save(folder / "test" / "labels.npy", flipped)  # same shape, other values: only the hash check sees it
+    assert load_split(folder, "test")["labels"][0] == flipped[0]
+    with pytest.raises(DataError, match=r"test/labels.npy has changed since prepare wrote it \(sha256 differs\)"):
+        verify(folder)
+    (folder / "test" / "labels.npy").write_bytes(b"not an array")
+    with pytest.raises(DataError, match=r"labels.npy cannot be read"):
+        load_split(folder, "test")

@@ -259,4 +259,4 @@ def test_a_failed_fetch_keeps_the_previous_raw_folder_and_leaves_no_partial_one(
     with pytest.raises(KeyboardInterrupt):
         fetch("digits", config, tmp_path / "raw", tmp_path / "downloads")
     assert (tmp_path / "raw" / "images.npz").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no .raw.partial left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".raw.lock", "raw"]  # no staging folder left behind

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from tqdm import tqdm
 
 from pipeline.errors import DataError
+from pipeline.files import claim
 
 ATTEMPTS = 3  # per mirror
 BACKOFF_SECONDS = 0.5  # doubles after each failed attempt
@@ -79,8 +80,13 @@ def fetch_file(urls: str | Sequence[str], checksum: str, dest: Path) -> Path:
     """
     mirrors = [urls] if isinstance(urls, str) else list(urls)
     algorithm, expected = parse_checksum(checksum)
-    if dest.is_file() and file_digest(dest, algorithm) == expected:
-        return dest
+    with claim(dest, wait=True):  # two datasets may share a cached file: the second waits, then reuses it
+        if dest.is_file() and file_digest(dest, algorithm) == expected:
+            return dest
+        return _fetch_missing(mirrors, algorithm, expected, dest)
+
+
+def _fetch_missing(mirrors: list[str], algorithm: str, expected: str, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".part")
     failures = []

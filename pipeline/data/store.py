@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, first_line
 
 MANIFEST = "manifest.json"
 
@@ -69,10 +69,42 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def load_split(folder: Path, split: str) -> dict[str, np.ndarray]:
-    """All arrays of one split ("train" or "test"), memory-mapped read-only, keyed by view name."""
+    """All arrays of one split ("train" or "test"), memory-mapped read-only, keyed by view name.
+
+    Each array's shape and dtype are checked against the manifest (they are in the .npy header, so this reads no
+    data); `verify` checks the contents.
+    """
     manifest = read_manifest(folder)
-    names = [key.split("/", 1)[1] for key in manifest["arrays"] if key.startswith(f"{split}/")]
-    return {name: np.load(folder / split / f"{name}.npy", mmap_mode="r") for name in names}
+    arrays = {}
+    for key, entry in manifest["arrays"].items():
+        if not key.startswith(f"{split}/"):
+            continue
+        path = folder / f"{key}.npy"
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path} cannot be read ({first_line(error)}); {_REDO.format(name=folder.name)}") from None
+        if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
+            raise DataError(
+                f"{path} holds {array.dtype} {list(array.shape)} where its manifest says {entry['dtype']} "
+                f"{entry['shape']}; {_REDO.format(name=folder.name)}"
+            )
+        arrays[key.split("/", 1)[1]] = array
+    return arrays
+
+
+def verify(folder: Path) -> int:
+    """Check every array of a prepared dataset against the sha256 in its manifest; returns how many there are."""
+    manifest = read_manifest(folder)
+    for key, entry in manifest["arrays"].items():
+        path = folder / f"{key}.npy"
+        if not path.is_file() or _sha256(path) != entry["sha256"]:
+            problem = "is missing" if not path.is_file() else "has changed since prepare wrote it (sha256 differs)"
+            raise DataError(f"{path} {problem}; {_REDO.format(name=folder.name)}")
+    return len(manifest["arrays"])
+
+
+_REDO = "prepare it again with `dvc repro -f prepare@{name}`"
 
 
 def _sha256(path: Path) -> str:

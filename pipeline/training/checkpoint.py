@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,12 @@ from typing import Any
 import torch
 
 from pipeline.errors import first_line
+from pipeline.files import new_file
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    with new_file(path) as partial:
+        torch.save(state, partial)
 
 
 RESUMES_WITH = ("fingerprint", "epoch", "step", "run_id", "model", "update", "rng", "history", "seconds")
