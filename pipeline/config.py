@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
@@ -27,6 +28,32 @@ from pipeline.errors import AeganError
 class ConfigError(AeganError):
     """params.yaml is missing, malformed, or holds an unknown key or a bad value."""
 
+
+@dataclass(frozen=True)
+class Bounds:
+    """A number's allowed range, carried by its type hint (`Annotated[int, Bounds(1)]`). params.yaml's fields and
+    the library's keyword arguments (models, tasks, update rules, forward models) declare theirs this way, and
+    `_coerce` checks every value against it, so a width of 0 or a seed of -1 is one line naming the key."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False  # `low` itself is out of range
+    open_high: bool = False
+
+    def check(self, value: float, where: str) -> None:
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            raise ConfigError(f"{where}: must be {'above' if self.open_low else 'at least'} {self.low:g}, got {value}")
+        if self.high is not None and (value > self.high or (self.open_high and value == self.high)):
+            raise ConfigError(f"{where}: must be {'below' if self.open_high else 'at most'} {self.high:g}, got {value}")
+
+
+Size = Annotated[int, Bounds(1)]  # a count: units, layers, epochs, images, steps
+Index = Annotated[int, Bounds(0)]  # a position or a label
+Seed = Annotated[int, Bounds(0, 2**32 - 1)]  # what numpy's and torch's generators accept
+Positive = Annotated[float, Bounds(0, open_low=True)]  # learning rates, radii
+NonNegative = Annotated[float, Bounds(0)]  # loss weights, penalties, noise levels (0 turns the term off)
+Fraction = Annotated[float, Bounds(0, 1)]  # probabilities, labels of a smoothed target, Adam's betas
+Decay = Annotated[float, Bounds(0, 1, open_high=True)]  # a moving average's decay: 1 would never move
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # dataset, experiment and study names: never a path
 MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size", "condition_channels")  # filled from the task and dataset, not params
@@ -46,7 +73,7 @@ FORWARD_NAMES = frozenset({"drop_independent", "drop_patch", "keep_patch", "add_
 class BaseConfig:
     """Settings every stage reads."""
 
-    seed: int = 0  # drives numpy, torch and the train/test split
+    seed: Seed = 0  # drives numpy, torch and the train/test split
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast on CUDA; CPU always runs fp32
 
@@ -56,16 +83,21 @@ class DatasetConfig:
     """One prepared dataset: where its images come from and which views prepare derives."""
 
     source: Literal["digits", "lfw_faces", "photos", "mnist", "fashion_mnist", "celeba", "folder"]
-    image_size: int = 28  # square side after centre-crop and resize
+    image_size: Annotated[int, Bounds(8, 4096)] = 28  # square side after centre-crop and resize
     channels: Literal[1, 3] = 1
-    test_fraction: float = 0.2  # ignored by sources with an official split (mnist, fashion_mnist, celeba)
-    limit: int | None = None  # keep at most this many images (train and test together)
-    count: int = 2000  # photos: number of random crops
+    # ignored by sources with an official split (mnist, fashion_mnist, celeba)
+    test_fraction: Annotated[float, Bounds(0, 1, open_low=True, open_high=True)] = 0.2
+    limit: Annotated[int, Bounds(2)] | None = None  # keep at most this many images (train and test together): 2 = one each
+    count: Size = 2000  # photos: number of random crops
     path: str | None = None  # folder: a local directory or archive of images
     url: str | None = None  # folder: archive URL; other downloadable sources: a mirror to use instead
     checksum: str | None = None  # "sha256:<hex>" or "md5:<hex>" for `url` (folder archives)
+    # folder: files that cannot be used are skipped (or fail the download) and listed in data/prepared/<name>/skipped.csv
+    min_side: Size = 16  # folder: a shorter side below this would be enlarged into blur
+    max_aspect: Annotated[float, Bounds(1)] = 2.0  # folder: long / short side above this: the centre crop keeps a sliver
+    on_bad_image: Literal["skip", "fail"] = "skip"
     views: tuple[Literal["gray", "edges", "lab"], ...] = ()
-    edge_sigma: float = 1.0  # Gaussian sigma of the Canny detector
+    edge_sigma: Positive = 1.0  # Gaussian sigma of the Canny detector
     forward: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # forward model -> its kwargs
 
 
@@ -81,9 +113,9 @@ class Component:
 class TrainConfig:
     """Loop knobs; the update rule's own hyperparameters (learning rates, loss weights) live in `update`."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    log_every: int = 50  # steps between reading losses back from the device (NaN check, progress); MLflow gets them every 5 s
+    epochs: Size = 10
+    batch_size: Size = 64
+    log_every: Size = 50  # steps between reading losses back from the device (NaN check, progress); MLflow gets them every 5 s
 
 
 @dataclass(frozen=True)
@@ -102,22 +134,22 @@ class ExperimentConfig:
 class ClassifierConfig:
     """The classifier trained per labelled dataset, and how many samples its features judge (FCD)."""
 
-    epochs: int = 6
-    batch_size: int = 64
-    lr: float = 1e-3
-    width: int = 32  # channels of the first conv block; the second has twice as many
-    features: int = 64  # width of the penultimate layer, the space FCD is computed in
-    samples: int = 1000  # samples drawn (fixed seed) from each generative model for its FCD
+    epochs: Size = 6
+    batch_size: Size = 64
+    lr: Positive = 1e-3
+    width: Size = 32  # channels of the first conv block; the second has twice as many
+    features: Size = 64  # width of the penultimate layer, the space FCD is computed in
+    samples: Annotated[int, Bounds(2)] = 1000  # samples drawn (fixed seed) from each generative model for its FCD
 
 
 @dataclass(frozen=True)
 class FiguresConfig:
     """The layout of the figures every evaluate stage draws."""
 
-    columns: int = 8  # images per row in comparison grids
-    frames: int = 16  # images per latent interpolation strip
-    interpolation_pairs: tuple[tuple[int, int], ...] = ((0, 1), (4, 9), (10, 19))  # test-split indices
-    transfer_targets: tuple[int, ...] = (5, 4)  # labels the first columns² test images are decoded with, as the seed's figures
+    columns: Size = 8  # images per row in comparison grids
+    frames: Annotated[int, Bounds(2)] = 16  # images per latent interpolation strip: both ends at least
+    interpolation_pairs: tuple[tuple[Index, Index], ...] = ((0, 1), (4, 9), (10, 19))  # test-split indices
+    transfer_targets: tuple[Index, ...] = (5, 4)  # labels the first columns² test images are decoded with, as the seed's figures
 
 
 @dataclass(frozen=True)
@@ -203,7 +235,7 @@ def check_kwargs(
         The arguments with values converted to their hinted types, read-only.
     """
     signature = inspect.signature(target)
-    hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
     accepted = {
         name: p
         for name, p in signature.parameters.items()
@@ -242,12 +274,6 @@ def _check(params: Params) -> Params:
             raise ConfigError(f"{where}: source 'folder' needs `path` (a directory or archive) or `url`")
         if dataset.url and dataset.source == "folder" and not dataset.checksum:
             raise ConfigError(f"{where}.checksum: an archive URL needs a checksum such as 'sha256:<hex>'")
-        if dataset.limit is not None and dataset.limit < 2:
-            raise ConfigError(f"{where}.limit: must be at least 2 (one train and one test image), got {dataset.limit}")
-        if not 0.0 < dataset.test_fraction < 1.0:
-            raise ConfigError(f"{where}.test_fraction: must be between 0 and 1, got {dataset.test_fraction}")
-        if dataset.image_size < 8:
-            raise ConfigError(f"{where}.image_size: must be at least 8, got {dataset.image_size}")
         if "lab" in dataset.views and dataset.channels != 3:
             raise ConfigError(f"{where}.views: the lab view needs colour images; set channels: 3 or drop lab")
         for operator in dataset.forward:
@@ -262,25 +288,13 @@ def _check(params: Params) -> Params:
             raise ConfigError(f"{where}.dataset: unknown dataset {experiment.dataset!r}; choose one of {choices}")
         _pick_choice(TASK_NAMES, experiment.task.name, f"{where}.task.name")
         _pick_choice(MODEL_NAMES, experiment.model.name, f"{where}.model.name")
-        for key in ("epochs", "batch_size", "log_every"):
-            if getattr(experiment.train, key) < 1:
-                raise ConfigError(f"{where}.train.{key}: must be at least 1")
         for key in MODEL_SHAPE_KEYS:
             if key in experiment.model.args:
                 raise ConfigError(f"{where}.model.{key}: set by the dataset and task, remove it here")
-    if params.classifier.lr <= 0:
-        raise ConfigError(f"classifier.lr: must be above 0, got {params.classifier.lr}")
     # models/classifiers/ holds the classifiers; reports/<study>/comparison/ the report's side-by-side figures
     for reserved in ("classifiers", "comparison"):
         if reserved in params.experiments:
             raise ConfigError(f"experiments.{reserved}: the name is reserved for the pipeline's own outputs; rename it")
-    for key in ("epochs", "batch_size", "width", "features", "samples"):
-        if getattr(params.classifier, key) < (2 if key == "samples" else 1):
-            raise ConfigError(f"classifier.{key}: must be at least {2 if key == 'samples' else 1}")
-    if params.figures.columns < 1 or params.figures.frames < 2:
-        raise ConfigError("figures: columns must be at least 1 and frames at least 2")
-    if any(target < 0 for target in params.figures.transfer_targets):
-        raise ConfigError(f"figures.transfer_targets: labels cannot be negative, got {list(params.figures.transfer_targets)}")
     for study in params.studies:
         if study == "classifiers":  # metrics/classifiers/ holds the classifiers' metrics
             raise ConfigError("studies: 'classifiers' is reserved for the classifier stage's outputs; choose another name")
@@ -309,7 +323,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key; valid keys are {', '.join(fields)}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     values = {}
     for name, spec in fields.items():
         path = f"{where}.{name}" if where else name
@@ -317,7 +331,10 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             values[name] = _coerce(hints[name], raw[name], path)
         elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{path}: missing required key")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as error:  # a settings class's own cross-field check (`LatentSearch`)
+        raise ConfigError(f"{label}: {error}") from None
 
 
 def _component(raw: Mapping[str, Any], where: str) -> Component:
@@ -331,6 +348,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if hint is Any:
+        return value
+    if origin is Annotated:
+        value = _coerce(args[0], value, where)
+        for bounds in (meta for meta in hint.__metadata__ if isinstance(meta, Bounds)):
+            bounds.check(value, where)
         return value
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
@@ -371,7 +393,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):  # YAML's .nan and .inf, or an integer past float's range
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")

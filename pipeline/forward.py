@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipeline.config import ConfigError, DatasetConfig, check_kwargs
+from pipeline.config import ConfigError, DatasetConfig, NonNegative, Positive, Size, check_kwargs
 
 
 class DropIndependent:
@@ -52,7 +52,7 @@ class DropPatch:
     keep_inside = False
     gain = 1.0  # kept pixels are kept as they are
 
-    def __init__(self, *, size: int = 14) -> None:
+    def __init__(self, *, size: Size = 14) -> None:
         if size < 1:
             raise ValueError(f"patch size must be at least 1, got {size}")
         self.size = size
@@ -93,7 +93,7 @@ class AddNoise:
 
     gain = 1.0
 
-    def __init__(self, *, sigma: float = 0.2) -> None:
+    def __init__(self, *, sigma: NonNegative = 0.2) -> None:
         self.sigma = sigma
 
     def sample(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
@@ -116,7 +116,7 @@ class AddNoise:
 class BlurAddNoise(AddNoise):
     """y = G * x + σ·n: a Gaussian blur (radius r, size×size, per channel, zero padding) then noise."""
 
-    def __init__(self, *, sigma: float = 0.2, radius: float = 1.0, size: int = 5) -> None:
+    def __init__(self, *, sigma: NonNegative = 0.2, radius: Positive = 1.0, size: Size = 5) -> None:
         super().__init__(sigma=sigma)
         axis = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
         kernel = torch.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * radius**2))

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline.config import ConfigError, Params
 from pipeline.data.prepare import derive_view
-from pipeline.data.sources import decode_image
+from pipeline.data.decode import decode_image
 from pipeline.data.views import standardise
 from pipeline.errors import DataError
 from pipeline.files import new_file

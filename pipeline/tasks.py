@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import DatasetConfig
+from pipeline.config import DatasetConfig, Positive, Size
 from pipeline.data.store import load_split, read_manifest
 from pipeline.errors import DataError
 from pipeline.evaluation.metrics import psnr, ssim
@@ -82,9 +82,7 @@ class Denoise(Reconstruct):
 
     scores_input = True
 
-    def __init__(self, *, sigma: float = 0.2) -> None:
-        if sigma <= 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
+    def __init__(self, *, sigma: Positive = 0.2) -> None:
         self.sigma = sigma
 
     def baseline(self, noisy: np.ndarray) -> np.ndarray:
@@ -175,7 +173,7 @@ class Transfer(Reconstruct):
     image itself (B, 1, H, W).
     """
 
-    def __init__(self, *, condition: Literal["label", "gray", "edges"] = "label", classes: int = 10) -> None:
+    def __init__(self, *, condition: Literal["label", "gray", "edges"] = "label", classes: Size = 10) -> None:
         if classes < 2:
             raise ValueError(f"classes must be at least 2, got {classes}")
         self.condition, self.classes = condition, classes

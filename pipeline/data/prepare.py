@@ -13,12 +13,14 @@ import torch
 
 from pipeline.config import DatasetConfig
 from pipeline.data import sources, views
+from pipeline.data.decode import write_refused
 from pipeline.data.store import PreparedWriter
 from pipeline.files import staged_dir
 from pipeline.forward import build_forward, check_forward
 from pipeline.images import to_float
 
 CHUNK = 256  # images read, resized and written at a time
+SKIPPED = "skipped.csv"  # in data/prepared/<name>/: path, reason of each source file that was left out
 
 
 def split_indices(raw: sources.RawImages, config: DatasetConfig, seed: int) -> dict[str, np.ndarray]:
@@ -57,6 +59,7 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
     forward = check_forward(config, f"datasets.{name}.forward")  # before any work: a bad setting fails in one line
     operators = {key: build_forward(key, **kwargs) for key, kwargs in forward.items()}
     with staged_dir(out_dir) as staging:
+        write_refused(staging / SKIPPED, list(raw.refused))  # the source files left out, by the user's path
         writer = PreparedWriter(staging)
         for split, indices in splits.items():
             count = len(indices)
@@ -86,6 +89,7 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
             "seed": seed,
             "counts": {split: int(len(indices)) for split, indices in splits.items()},
             "class_names": list(raw.class_names),
+            "skipped": len(raw.refused),
             "views": list(config.views),
             "forward": {key: dict(kwargs) for key, kwargs in forward.items()},
         })  # fmt: skip

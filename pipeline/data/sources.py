@@ -18,12 +18,12 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
 
 import numpy as np
 from PIL import Image
 
 from pipeline.config import DatasetConfig
+from pipeline.data.decode import decode_image, read_refused, screen, write_refused
 from pipeline.data.download import extract, fetch_file
 from pipeline.errors import DataError
 from pipeline.files import staged_dir
@@ -65,7 +65,7 @@ PHOTOS = {
     "immunohistochemistry": "ihc.png", "hubble_deep_field": "hubble_deep_field.jpg", "retina": "retina.jpg",
     "motorcycle_left": "motorcycle_left.png", "color": "color.png",
 }
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+REFUSED = ".skipped.csv"  # in data/raw/<name>/: the folder files the download refused (hidden: not an image, no class)
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class RawImages:
     class_names: tuple[str, ...]  # label i -> name; () when unlabelled
     split: np.ndarray | None  # (N,) bool, True = test, for official splits; None -> prepare draws a seeded split
     read: Callable[[np.ndarray], list[np.ndarray]]  # indices -> uint8 HxW or HxWx3 images, in the order given
+    refused: tuple[tuple[str, str], ...] = ()  # (the user's path, reason) of each file left out
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -259,19 +260,33 @@ def _centre_crop(image: np.ndarray) -> np.ndarray:
 
 
 def _fetch_folder(name: str, config: DatasetConfig, raw_dir: Path, cache_dir: Path) -> None:
-    if config.url:
-        file = PurePosixPath(config.url.split("?")[0]).name or "archive"
-        extract(fetch_file(config.url, config.checksum or "", cache_dir / "folder" / name / file), raw_dir)
+    """Copy or unpack the user's images into raw_dir, decoding each once: the files that cannot be used (unreadable,
+    too small, too narrow) are named by the user's own path in raw_dir/.skipped.csv, not copied."""
+    where = f"datasets.{name}"
+    if config.url or (config.path and Path(config.path).is_file()):
+        archive = fetch_file(config.url, config.checksum or "", cache_dir / "folder" / name / (
+            PurePosixPath(config.url.split("?")[0]).name or "archive")) if config.url else Path(config.path)  # fmt: skip
+        extract(archive, raw_dir)
+        files = [(file, f"{config.url or archive}:{file.relative_to(raw_dir).as_posix()}") for file in _image_files(raw_dir, where)]
+        usable, refused = screen(files, config.min_side, config.max_aspect)
+        for file in set(file for file, _ in files) - set(usable):
+            file.unlink()
     elif config.path and Path(config.path).is_dir():
         source = Path(config.path)
-        for file in _image_files(source, f"datasets.{name}.path"):
+        usable, refused = screen([(file, str(file)) for file in _image_files(source, f"{where}.path")], config.min_side, config.max_aspect)
+        for file in usable:
             (raw_dir / file.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(file, raw_dir / file.relative_to(source))
-    elif config.path and Path(config.path).is_file():
-        extract(Path(config.path), raw_dir)
     else:
-        raise DataError(f"datasets.{name}.path: {config.path} does not exist; give a directory or archive of images")
-    _image_files(raw_dir, f"datasets.{name}")
+        raise DataError(f"{where}.path: {config.path} does not exist; give a directory or archive of images")
+    if refused and config.on_bad_image == "fail":
+        first = "; ".join(f"{path}: {reason}" for path, reason in refused[:2])
+        raise DataError(f"{where}: {len(refused)} images cannot be used ({first}); fix or remove them, or set "
+                        f"{where}.on_bad_image: skip to leave them out")  # fmt: skip
+    if not usable:
+        first = f" (first: {refused[0][0]}: {refused[0][1]})" if refused else ""
+        raise DataError(f"{where}: none of the {len(refused)} images can be used{first}; see min_side and max_aspect")
+    write_refused(raw_dir / REFUSED, refused)
 
 
 def _open_folder(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
@@ -282,7 +297,11 @@ def _open_folder(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
     folders = [file.relative_to(root).parts[0] if len(file.relative_to(root).parts) > 1 else None for file in files]
     class_names = tuple(sorted(set(folders))) if None not in folders else ()
     labels = np.array([class_names.index(f) if class_names else -1 for f in folders], np.int64)
-    return RawImages(labels, class_names, None, lambda indices: [decode_image(files[i], str(files[i])) for i in indices])
+
+    def read(indices: np.ndarray) -> list[np.ndarray]:
+        return [decode_image(files[i], str(files[i])) for i in indices]
+
+    return RawImages(labels, class_names, None, read, tuple(read_refused(raw_dir / REFUSED)))
 
 
 def _image_files(root: Path, where: str) -> list[Path]:
@@ -299,15 +318,6 @@ def _image_files(root: Path, where: str) -> list[Path]:
 def _visible(name: str) -> bool:
     # Hidden files and macOS resource forks (__MACOSX/, ._x.jpg) look like images but are not.
     return not name.startswith((".", "__MACOSX"))
-
-
-def decode_image(file: Path | IO[bytes], name: str) -> np.ndarray:
-    """An image as uint8 HxW (grey) or HxWx3 (everything else), or a DataError naming the file."""
-    try:
-        with Image.open(file) as image:
-            return np.asarray(image.convert("L" if image.mode in _GRAY_MODES else "RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"cannot read image {name} ({error}); remove or replace it, then rerun") from None
 
 
 def _link(cached: Path, target: Path) -> None:

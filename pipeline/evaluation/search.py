@@ -11,6 +11,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import NonNegative, Positive, Size
+
 SEED_BATCH = 64  # the seed searched 64 images at a time; its prior term was summed over them
 
 
@@ -26,11 +28,11 @@ class LatentSearch:
     known operator.
     """
 
-    steps: int = 100
-    lr: float = 0.1
-    feature_weight: float = 5.0
-    pixel_weight: float = 0.0
-    prior_weight: float = 0.001
+    steps: Size = 100
+    lr: Positive = 0.1
+    feature_weight: NonNegative = 5.0
+    pixel_weight: NonNegative = 0.0
+    prior_weight: NonNegative = 0.001
     theta: Literal["fresh", "observed"] = "fresh"
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.config import Size
 from pipeline.models.gan import GAN
 from pipeline.models.vae import GaussianEncoding
 
@@ -146,7 +147,7 @@ class AmbientVAEGAN(GaussianEncoding):
     update_rule: ClassVar[str] = "ambient_vaegan"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int | None = None, width: int | None = None
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size | None = None, width: Size | None = None
     ) -> None:
         super().__init__()
         width, self.latent_dim = seed_sizes(image_size, width, latent_dim)
@@ -167,7 +168,7 @@ class AmbientGAN(GAN):
     update_rule: ClassVar[str] = "adversarial"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int | None = None, width: int | None = None
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size | None = None, width: Size | None = None
     ) -> None:
         super().__init__()
         width, self.latent_dim = seed_sizes(image_size, width, latent_dim)

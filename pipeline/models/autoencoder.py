@@ -7,6 +7,8 @@ from typing import ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
+from pipeline.config import Size
+
 
 class AutoencoderOutput(NamedTuple):
     image: Tensor  # (B, out_channels, H, W) in [0, 1]
@@ -63,7 +65,7 @@ class ConvAutoencoder(nn.Module):
     update_rule: ClassVar[str] = "reconstruction"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 32, width: int = 32, depth: int = 2
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 32, width: Size = 32, depth: Size = 2
     ) -> None:
         super().__init__()
         self.encoder, self.project, self.decoder, self.feature_shape = conv_codec(

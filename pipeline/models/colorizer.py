@@ -13,6 +13,8 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import Size
+
 
 class ColorOutput(NamedTuple):
     image: Tensor  # (B, 2, H, W): a and b divided by 128, in [-1, 1]
@@ -31,7 +33,7 @@ class Colorizer(nn.Module):
     update_rule: ClassVar[str] = "reconstruction"
     output_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
 
-    def __init__(self, *, in_channels: int, out_channels: int, image_size: int, width: int = 64) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, image_size: int, width: Size = 64) -> None:
         super().__init__()
         if image_size % 8:
             raise ValueError(f"image_size {image_size} must be divisible by 8 (three stride-2 steps)")

@@ -18,6 +18,8 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import Size
+
 
 class ConditionalOutput(NamedTuple):
     image: Tensor  # (B, out_channels, H, W) in [0, 1]
@@ -140,7 +142,7 @@ class LabelConditionalAEGAN(ConditionalAutoencoder):
 
     def __init__(
         self, *, in_channels: int, out_channels: int, image_size: int, condition_channels: int,
-        latent_dim: int = 16, width: int = 32, critic_width: int = 32, condition_width: int = 12,
+        latent_dim: Size = 16, width: Size = 32, critic_width: Size = 32, condition_width: Size = 12,
     ) -> None:  # fmt: skip
         super().__init__()
         if image_size != 28:
@@ -237,7 +239,7 @@ class ImageConditionalAEGAN(ConditionalAutoencoder):
 
     def __init__(
         self, *, in_channels: int, out_channels: int, image_size: int, condition_channels: int,
-        latent_dim: int = 16, width: int = 16, critic_width: int = 16, condition_width: int = 8,
+        latent_dim: Size = 16, width: Size = 16, critic_width: Size = 16, condition_width: Size = 8,
     ) -> None:  # fmt: skip
         super().__init__()
         levels = (image_size // 4).bit_length() - 1  # halvings from S to 4

@@ -13,6 +13,7 @@ from typing import ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
+from pipeline.config import Size
 from pipeline.models.autoencoder import down_stack, stack_widths, up_stack
 from pipeline.models.linear import perceptron, pixel_decoder
 from pipeline.models.vae import PriorSampler
@@ -73,8 +74,8 @@ class LinearGAN(GAN):
     update_rule: ClassVar[str] = "adversarial"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 100,
-        generator_hidden: tuple[int, ...] = (128, 256, 256, 512), critic_hidden: tuple[int, ...] = (512, 512, 256, 128, 64),
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 100,
+        generator_hidden: tuple[Size, ...] = (128, 256, 256, 512), critic_hidden: tuple[Size, ...] = (512, 512, 256, 128, 64),
     ) -> None:  # fmt: skip
         super().__init__()
         self.latent_dim = latent_dim
@@ -101,8 +102,8 @@ class DCGAN(GAN):
     critic_batch_norm: ClassVar[bool] = True
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 32, width: int = 32, depth: int = 2,
-        critic_width: int = 32,
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 32, width: Size = 32, depth: Size = 2,
+        critic_width: Size = 32,
     ) -> None:  # fmt: skip
         super().__init__()
         self.latent_dim = latent_dim

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from pipeline.config import Size
 from pipeline.models.autoencoder import AutoencoderOutput
 from pipeline.models.vae import GaussianEncoding
 
@@ -39,8 +40,8 @@ class LinearAutoencoder(nn.Module):
     update_rule: ClassVar[str] = "reconstruction"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 20,
-        hidden: tuple[int, ...] = (512, 256, 128),
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 20,
+        hidden: tuple[Size, ...] = (512, 256, 128),
     ) -> None:  # fmt: skip
         super().__init__()
         self.latent_dim = latent_dim
@@ -69,8 +70,8 @@ class LinearVAE(GaussianEncoding):
     update_rule: ClassVar[str] = "variational"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 12,
-        hidden: tuple[int, ...] = (512, 256, 128),
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 12,
+        hidden: tuple[Size, ...] = (512, 256, 128),
     ) -> None:  # fmt: skip
         super().__init__()
         self.latent_dim = latent_dim

@@ -11,6 +11,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import Size
 from pipeline.models.autoencoder import AutoencoderOutput
 
 CURVE_COMPONENTS = 64  # components kept beyond latent_dim, for the PSNR-against-components curve
@@ -21,7 +22,7 @@ class PrincipalComponents(nn.Module):
 
     update_rule: ClassVar[str] = "principal_components"
 
-    def __init__(self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 16) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 16) -> None:
         super().__init__()
         if in_channels != out_channels:
             raise ValueError("PCA reconstructs its input: in_channels and out_channels must be equal")

@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import Size
 from pipeline.models.gan import GeneratorOutput
 
 
@@ -26,7 +27,7 @@ class UNet(nn.Module):
 
     update_rule: ClassVar[str] = "reconstruction"
 
-    def __init__(self, *, in_channels: int, out_channels: int, image_size: int, width: int = 64, depth: int = 6) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, image_size: int, width: Size = 64, depth: Size = 6) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
@@ -72,7 +73,7 @@ class PatchCritic(nn.Module):
     logit map; 3 layers give pix2pix's 70×70 receptive field, 2 layers 34×34.
     """
 
-    def __init__(self, in_channels: int, width: int = 64, layers: int = 3) -> None:
+    def __init__(self, in_channels: int, width: Size = 64, layers: Size = 3) -> None:
         super().__init__()
         widths = [width * min(2**level, 8) for level in range(layers + 1)]
         body: list[nn.Module] = []
@@ -93,8 +94,8 @@ class Pix2Pix(nn.Module):
     update_rule: ClassVar[str] = "conditional_adversarial"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, width: int = 64, depth: int = 6,
-        critic_width: int = 64, critic_layers: int = 3,
+        self, *, in_channels: int, out_channels: int, image_size: int, width: Size = 64, depth: Size = 6,
+        critic_width: Size = 64, critic_layers: Size = 3,
     ) -> None:  # fmt: skip
         super().__init__()
         self.generator = UNet(in_channels=in_channels, out_channels=out_channels, image_size=image_size, width=width, depth=depth)

@@ -7,6 +7,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import Size
 from pipeline.models.autoencoder import conv_codec
 
 
@@ -52,7 +53,7 @@ class ConvVAE(GaussianEncoding):
     update_rule: ClassVar[str] = "variational"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 16, width: int = 32, depth: int = 2
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 16, width: Size = 32, depth: Size = 2
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim

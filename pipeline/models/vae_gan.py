@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pipeline.config import Size
 from pipeline.models.gan import conv_critic
 from pipeline.models.vae import ConvVAE
 
@@ -18,8 +19,8 @@ class ConvVAEWGAN(ConvVAE):
     update_rule: ClassVar[str] = "vae_wasserstein"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: int = 16, width: int = 32, depth: int = 2,
-        critic_width: int = 32,
+        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 16, width: Size = 32, depth: Size = 2,
+        critic_width: Size = 32,
     ) -> None:  # fmt: skip
         super().__init__(
             in_channels=in_channels, out_channels=out_channels, image_size=image_size,

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from pipeline.config import Decay, Fraction, NonNegative, Positive, Size
 from pipeline.tasks import Batch
 
 PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "bce": F.binary_cross_entropy}
@@ -46,7 +47,7 @@ def towards(score: Tensor, label: float) -> Tensor:
     return F.binary_cross_entropy_with_logits(score, torch.full_like(score, label))
 
 
-def critic_cross_entropy(real_score: Tensor, fake_score: Tensor, real_label: float = 1.0) -> Tensor:
+def critic_cross_entropy(real_score: Tensor, fake_score: Tensor, real_label: Fraction = 1.0) -> Tensor:
     """A logit critic's loss: real scores towards `real_label`, fake ones towards 0."""
     return towards(real_score, real_label) + towards(fake_score, 0.0)
 
@@ -119,9 +120,9 @@ class ReconstructionUpdate(UpdateRule):
         self,
         model: nn.Module,
         *,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        weight_decay: float = 0.0,
+        lr: Positive = 1e-3,
+        betas: tuple[Fraction, Fraction] = (0.9, 0.999),
+        weight_decay: NonNegative = 0.0,
         loss: Literal["mse", "l1", "bce"] = "mse",
     ) -> None:
         self.model = model
@@ -143,11 +144,11 @@ class VariationalUpdate(ReconstructionUpdate):
         self,
         model: nn.Module,
         *,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        weight_decay: float = 0.0,
+        lr: Positive = 1e-3,
+        betas: tuple[Fraction, Fraction] = (0.9, 0.999),
+        weight_decay: NonNegative = 0.0,
         loss: Literal["mse", "l1", "bce"] = "bce",
-        beta: float = 1.0,
+        beta: NonNegative = 1.0,
     ) -> None:
         super().__init__(model, lr=lr, betas=betas, weight_decay=weight_decay, loss=loss)
         self.beta = beta
@@ -193,12 +194,12 @@ class AdversarialUpdate(UpdateRule):
         self,
         model: nn.Module,
         *,
-        lr_generator: float = 2e-4,
-        lr_critic: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
-        real_label: float = 1.0,
-        penalty: float = 0.0,
-        average: float = 0.0,
+        lr_generator: Positive = 2e-4,
+        lr_critic: Positive = 2e-4,
+        betas: tuple[Fraction, Fraction] = (0.5, 0.999),
+        real_label: Fraction = 1.0,
+        penalty: NonNegative = 0.0,
+        average: Decay = 0.0,
     ) -> None:
         if penalty < 0:
             raise ValueError(f"penalty must be 0 (off) or above, got {penalty}")
@@ -245,13 +246,13 @@ class WassersteinUpdate(UpdateRule):
         self,
         model: nn.Module,
         *,
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.5, 0.9),
+        lr: Positive = 1e-4,
+        betas: tuple[Fraction, Fraction] = (0.5, 0.9),
         optimizer: Literal["adam", "rmsprop"] = "adam",
-        critic_steps: int = 5,
-        penalty: float = 10.0,
-        clip: float = 0.0,
-        average: float = 0.0,
+        critic_steps: Size = 5,
+        penalty: NonNegative = 10.0,
+        clip: NonNegative = 0.0,
+        average: Decay = 0.0,
     ) -> None:
         if penalty < 0 or clip < 0:
             raise ValueError(f"penalty and clip cannot be negative (got penalty {penalty}, clip {clip})")
@@ -330,14 +331,14 @@ class VAEWassersteinUpdate(WassersteinUpdate):
         self,
         model: nn.Module,
         *,
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.5, 0.9),
-        critic_steps: int = 1,
-        penalty: float = 10.0,
-        beta: float = 1.0,
+        lr: Positive = 1e-4,
+        betas: tuple[Fraction, Fraction] = (0.5, 0.9),
+        critic_steps: Size = 1,
+        penalty: NonNegative = 10.0,
+        beta: NonNegative = 1.0,
         loss: Literal["mse", "l1", "bce"] = "bce",
-        adversarial_weight: float = 1.0,
-        feature_weight: float = 0.0,
+        adversarial_weight: NonNegative = 1.0,
+        feature_weight: NonNegative = 0.0,
     ) -> None:
         if penalty <= 0:
             raise ValueError(f"penalty must be above 0 (the critic has no other Lipschitz constraint), got {penalty}")
@@ -383,7 +384,7 @@ class ConditionalAdversarialUpdate(UpdateRule):
     """
 
     def __init__(
-        self, model: nn.Module, *, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), l1_weight: float = 100.0
+        self, model: nn.Module, *, lr: Positive = 2e-4, betas: tuple[Fraction, Fraction] = (0.5, 0.999), l1_weight: float = 100.0
     ) -> None:
         if l1_weight < 0:
             raise ValueError(f"l1_weight cannot be negative, got {l1_weight}")
@@ -421,8 +422,8 @@ class ConditionalAEGANUpdate(UpdateRule):
     """
 
     def __init__(
-        self, model: nn.Module, *, lr: float = 1e-4, betas: tuple[float, float] = (0.5, 0.999),
-        reconstruction_weight: float = 1.0, center_weight: float = 1e-3,
+        self, model: nn.Module, *, lr: Positive = 1e-4, betas: tuple[Fraction, Fraction] = (0.5, 0.999),
+        reconstruction_weight: NonNegative = 1.0, center_weight: NonNegative = 1e-3,
     ) -> None:  # fmt: skip
         if reconstruction_weight <= 0 or center_weight < 0:
             raise ValueError(f"reconstruction_weight must be above 0 and center_weight 0 or above "
@@ -479,8 +480,8 @@ class AmbientVAEGANUpdate(UpdateRule):
     learns_from_measurements: ClassVar[bool] = True
 
     def __init__(
-        self, model: nn.Module, *, lr: float = 3e-4, pixel_weight: float = 10.0, feature_weight: float = 1.0,
-        decoder_weight: float = 1e-6, kl_weight: float = 1.0, real_label: float = 0.75, generator_label: float = 0.375,
+        self, model: nn.Module, *, lr: Positive = 3e-4, pixel_weight: NonNegative = 10.0, feature_weight: NonNegative = 1.0,
+        decoder_weight: NonNegative = 1e-6, kl_weight: NonNegative = 1.0, real_label: Fraction = 0.75, generator_label: Fraction = 0.375,
         pixel_term: Literal["unmeasured", "measured"] = "unmeasured",
     ) -> None:  # fmt: skip
         if min(pixel_weight, feature_weight, decoder_weight, kl_weight) < 0:
@@ -552,7 +553,7 @@ class AmbientVAEGANUpdate(UpdateRule):
 class ClassificationUpdate(UpdateRule):
     """Cross-entropy on the batch's labels, Adam; reports the loss and the batch accuracy."""
 
-    def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    def __init__(self, model: nn.Module, *, lr: Positive = 1e-3, weight_decay: NonNegative = 0.0) -> None:
         self.model = model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         self.optimizers = {"optimizer": self.optimizer}
