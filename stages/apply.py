@@ -14,14 +14,16 @@ app = typer.Typer(add_completion=False)
 def apply(
     experiment: Annotated[str, typer.Argument(help="a trained experiment whose task maps images to images")],
     image: Annotated[Path, typer.Argument(help="a PNG or JPEG file", dir_okay=False)],
-    out: Annotated[Path | None, typer.Option(help="where to write the result (.png or .jpg); default <image>_<experiment>.png")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="where to write the result (.png or .jpg); default <image>_<experiment>.png here")
+    ] = None,
     params: ParamsOption = "params.yaml",
 ) -> None:
     """Colourise, translate or reconstruct one image with a trained model, at the size it was trained on."""
     with user_errors():
         from pipeline.inference import apply_to_file
 
-        out = out or image.with_name(f"{image.stem}_{experiment}.png")
+        out = out or Path(f"{image.stem}_{experiment}.png")  # in the working directory, never beside the input
         apply_to_file(load(params), experiment, model_dir=MODELS / experiment, image_path=image, out_path=out)
         typer.echo(f"wrote {out}")
 
