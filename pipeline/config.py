@@ -320,7 +320,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if cls is ExperimentConfig and "train" not in raw:
         raw = {**raw, "train": {}}
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(set(raw) - set(fields), key=str)  # YAML keys may be numbers
     if unknown:
         raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key; valid keys are {', '.join(fields)}")
     hints = typing.get_type_hints(cls, include_extras=True)

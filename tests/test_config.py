@@ -44,6 +44,7 @@ def _with(path: str, value):
 
 CASES = [
         ("base.sede", 1, "base.sede: unknown key; valid keys are seed, device, precision"),
+        ("base", {"seed": 0, 7: 1, "x": 2}, "base.7: unknown key; valid keys are seed, device, precision"),  # YAML number keys
         ("base.device", "gpu", "base.device: 'gpu' is not valid; choose one of auto, cpu, cuda"),
         ("experiments.ae_digits.train.epochs", "ten", "experiments.ae_digits.train.epochs: expected an integer"),
         ("experiments.ae_digits.train.epoch", 3, "experiments.ae_digits.train.epoch: unknown key; valid keys are epochs"),
@@ -330,7 +331,7 @@ def test_any_edit_of_params_yaml_is_one_line_or_checks_out_and_writes_nothing(ed
     for edit in edits:
         try:
             _edit(raw, edit)
-        except (KeyError, IndexError, TypeError):  # an earlier edit removed or replaced what this one names
+        except (KeyError, IndexError, TypeError, AttributeError):  # an earlier edit removed or replaced what this names
             pass
     from pipeline.forward import check_forward
     from pipeline.training.run import check_experiment
