@@ -21,7 +21,7 @@ from pipeline.config import load_params
 from pipeline.evaluation.search import LatentSearch, clock, latent_search
 from pipeline.device import resolve_device
 from pipeline.experiment import load_trained, resolve
-from pipeline.tasks import load_tensors
+from pipeline.data.tensors import load_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 

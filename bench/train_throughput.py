@@ -27,7 +27,8 @@ from pipeline.data.prepare import prepare_dataset  # noqa: E402
 from pipeline.data.sources import fetch  # noqa: E402
 from pipeline.data.store import load_split  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
-from pipeline.tasks import Batch, build_task, load_tensors  # noqa: E402
+from pipeline.data.tensors import load_tensors  # noqa: E402
+from pipeline.tasks import Batch, build_task  # noqa: E402
 from pipeline.training.loop import autocast, fit  # noqa: E402
 from pipeline.training.steps import ReconstructionUpdate  # noqa: E402
 

@@ -28,6 +28,10 @@ from pipeline.errors import AeganError
 class ConfigError(AeganError):
     """params.yaml is missing, malformed, or holds an unknown key or a bad value."""
 
+    def __init__(self, message: str) -> None:
+        # a key from params.yaml may hold a line break or another control character: shown escaped, on one line
+        super().__init__("".join(char if char.isprintable() else repr(char)[1:-1] for char in message))
+
 
 @dataclass(frozen=True)
 class Bounds:

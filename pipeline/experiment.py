@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline import capabilities
 from pipeline.config import MODEL_SHAPE_KEYS, Component, ConfigError, ExperimentConfig, Params, check_kwargs
 from pipeline.errors import TrainingError, first_line
 from pipeline.models import MODELS, build_model
-from pipeline.models.vae import PriorSampler
-from pipeline.tasks import TASKS, Reconstruct
+from pipeline.tasks import TASKS, Task
 
 MODEL_FILE = "model.pt"  # in models/<experiment>/: the weights, and what rebuilds the model around them
 RUN_FILE = "run.json"  # beside it: the MLflow run id and the training time
@@ -36,7 +36,7 @@ class Experiment:
 
     name: str
     config: ExperimentConfig
-    task: Reconstruct
+    task: Task
     model_class: type[nn.Module]
     model_args: Mapping[str, Any]
 
@@ -64,24 +64,24 @@ def resolve(params: Params, name: str) -> Experiment:
     model_args = check_kwargs(model_class, config.model.args, f"{where}.model", provided=MODEL_SHAPE_KEYS)
     task = attempt(lambda: task_class(**task_args), f"{where}.task")
 
-    wanted, given = getattr(task, "conditioned_on", None), getattr(model_class, "conditioned_on", None)
+    wanted, given = task.conditioned_on, capabilities.condition_of(model_class)
     if wanted != given:
-        conditional = sorted(n for n, m in MODELS.items() if getattr(m, "conditioned_on", None) == wanted)
+        conditional = sorted(n for n, m in MODELS.items() if capabilities.condition_of(m) == wanted)
         if wanted is None:
             raise ConfigError(f"{where}.task.name: {config.model.name} is conditioned on {given}s; use task transfer")
         reads = f"is conditioned on {given}s" if given else "reads no condition"
         raise ConfigError(f"{where}.model.name: {config.model.name} {reads}; {wanted} conditions need one of {', '.join(conditional)}")
-    if hasattr(task, "forward"):  # restore: the dataset must prepare the copies, the model suit the mode
+    if task.restores:  # the dataset must prepare the copies, the model suit the mode
         if task.forward not in dataset.forward:
             raise ConfigError(f"{where}.task.forward: dataset {config.dataset} prepares no {task.forward} copies; "
                               f"add {task.forward} under datasets.{config.dataset}.forward")  # fmt: skip
-        if task.supervised and not hasattr(model_class, "encode"):
+        if task.supervised and not capabilities.encodes(model_class):
             raise ConfigError(f"{where}.task.supervised: {config.model.name} has no encoder to learn a restoration with; "
                               "a generator trains on the measurements (remove supervised)")  # fmt: skip
-    searches = getattr(task, "searches_latent", False)  # a decoder-only model restores by latent search
-    if task.reconstructs and issubclass(model_class, PriorSampler) and not hasattr(model_class, "encode") and not searches:
+    decoder_only = capabilities.samples(model_class) and not capabilities.encodes(model_class)
+    if task.reconstructs and decoder_only and not task.searches_latent:  # a decoder-only model restores by search
         raise ConfigError(f"{where}.task.name: {config.model.name} maps noise to images, not images to images; use task generate")
-    reach = getattr(model_class, "output_range", (0.0, 1.0))
+    reach = capabilities.output_range(model_class)
     if task.reconstructs and reach != task.target_range:
         raise ConfigError(f"{where}.model.name: {config.model.name}'s outputs lie in {list(reach)} but task "
                           f"{config.task.name} needs {list(task.target_range)}; pick a model made for the task")  # fmt: skip
@@ -89,7 +89,7 @@ def resolve(params: Params, name: str) -> Experiment:
     if beyond:
         raise ConfigError(f"figures.transfer_targets: {beyond[0]} is not a label of {where}'s {task.classes} classes; "
                           f"pick targets below {task.classes}")  # fmt: skip
-    if not task.reconstructs and not hasattr(model_class, "sample"):
+    if not task.reconstructs and not capabilities.samples(model_class):
         raise ConfigError(f"{where}.task.name: {config.model.name} cannot sample; use task reconstruct")
     typed = dataclasses.replace(
         config, task=Component(config.task.name, task_args), model=Component(config.model.name, model_args)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from pipeline.config import ConfigError, DatasetConfig, NonNegative, Positive, Size, check_kwargs
+from pipeline.evaluation import baselines
 
 
 class DropIndependent:
@@ -41,6 +43,10 @@ class DropIndependent:
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(x.shape, generator))
+
+    def restore(self, measured: np.ndarray) -> np.ndarray:
+        """The non-learned restoration of (N, H, W, C) measurements: inpaint the dropped pixels."""
+        return baselines.inpaint(measured, self.gain)
 
 
 class DropPatch:
@@ -81,6 +87,10 @@ class DropPatch:
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(x.shape, generator))
 
+    def restore(self, measured: np.ndarray) -> np.ndarray:
+        """The non-learned restoration of (N, H, W, C) measurements: inpaint the dropped square."""
+        return baselines.inpaint(measured, self.gain)
+
 
 class KeepPatch(DropPatch):
     """Keep only a size×size square (the complement of drop_patch)."""
@@ -112,6 +122,10 @@ class AddNoise:
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(x.shape, generator))
 
+    def restore(self, measured: np.ndarray) -> np.ndarray:
+        """The non-learned restoration of (N, H, W, C) measurements: total-variation denoising."""
+        return baselines.total_variation(measured, self.sigma)
+
 
 class BlurAddNoise(AddNoise):
     """y = G * x + σ·n: a Gaussian blur (radius r, size×size, per channel, zero padding) then noise."""
@@ -126,6 +140,10 @@ class BlurAddNoise(AddNoise):
         channels = x.shape[1]
         weight = self.kernel.to(x)[None, None].expand(channels, 1, -1, -1)  # (C, 1, k, k)
         return F.conv2d(x, weight, padding=self.kernel.shape[-1] // 2, groups=channels)
+
+    def restore(self, measured: np.ndarray) -> np.ndarray:
+        """The non-learned restoration of (N, H, W, C) measurements: Wiener deconvolution with the known blur."""
+        return baselines.deconvolve(measured, self.kernel.double().numpy())
 
 
 FORWARD_MODELS = {

@@ -44,11 +44,7 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
     pixels = decode_image(image_path, str(image_path), reduce_to=2 * dataset.image_size)
     images = standardise([pixels], dataset.image_size, dataset.channels)  # (1, S, S, C)
     views = {view: derive_view(view, images, dataset) for view in task.views if view in ("gray", "edges", "lab")}
-    if hasattr(task, "bind"):  # restore: the image handed in is the distorted one, through the dataset's forward model
-        task.bind(dataset.forward.get(task.forward, {}))
-        # a file cannot hold a gain above 1 on kept pixels (drop_independent's 1/(1 − p)): put it back, in
-        # float16 as prepare stored its distorted copies
-        images = (images.astype(np.float32) / 255.0 * task.operator.gain).astype(np.float16)
+    images = task.from_file(images, dataset.forward)  # a restore task reads the file as the distorted image
     device = resolve_device(params.base.device)
     model, _ = load_trained(model_dir, device)
     arrays = {key: torch.from_numpy(value).to(device) for key, value in {"images": images, "labels": np.array([-1]), **views}.items()}

@@ -363,7 +363,7 @@ def test_apply_scales_a_drop_independent_file_as_prepare_scaled_its_copies(tmp_p
     from PIL import Image
 
     from pipeline.inference import apply_to_file
-    from pipeline.tasks import load_tensors
+    from pipeline.data.tensors import load_tensors
 
     raw = ambient_params(ambient={"task": {"name": "restore"}})
     params = parse_params(raw)

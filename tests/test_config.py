@@ -45,6 +45,7 @@ def _with(path: str, value):
 CASES = [
         ("base.sede", 1, "base.sede: unknown key; valid keys are seed, device, precision"),
         ("base", {"seed": 0, 7: 1, "x": 2}, "base.7: unknown key; valid keys are seed, device, precision"),  # YAML number keys
+        ("base", {"seed": 0, "a\nb": 1}, "base.a\\nb: unknown key; valid keys are seed, device, precision"),  # shown escaped
         ("base.device", "gpu", "base.device: 'gpu' is not valid; choose one of auto, cpu, cuda"),
         ("experiments.ae_digits.train.epochs", "ten", "experiments.ae_digits.train.epochs: expected an integer"),
         ("experiments.ae_digits.train.epoch", 3, "experiments.ae_digits.train.epoch: unknown key; valid keys are epochs"),

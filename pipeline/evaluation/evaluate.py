@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline import capabilities
 from pipeline.config import Params
 from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.figures import draw_figures
@@ -21,14 +22,15 @@ from pipeline.evaluation.search import clock
 from pipeline.device import resolve_device
 from pipeline.experiment import Experiment, load_trained, resolve
 from pipeline.images import to_numpy, to_uint8
-from pipeline.tasks import Batch, Reconstruct, load_tensors
+from pipeline.data.tensors import load_tensors
+from pipeline.tasks import Batch, Task
 
 EVAL_BATCH = 256
 MIN_TIMING = 0.5  # seconds of prediction to time before trusting the fastest pass
 
 
 class Predictions(NamedTuple):
-    task: Reconstruct
+    task: Task
     model: torch.nn.Module  # in eval mode
     batches: list[Batch]  # the test batches, in order
     outputs: list[torch.Tensor]  # one (B, C, H, W) prediction per batch
@@ -55,7 +57,7 @@ def predict_split(params: Params, experiment: Experiment, *, prepared_dir: Path,
     model, summary = load_trained(model_dir, device)
     generator = torch.Generator(device).manual_seed(params.base.seed)
     count = len(arrays["labels"]) if task.reconstructs else 0
-    searching = getattr(task, "searches_latent", False) and not hasattr(model, "encode")
+    searching = task.searches_latent and not capabilities.encodes(model)
     trace: list[tuple[float, torch.Tensor]] = []  # (seconds per image, error) while the first batch is searched
     batches, predictions, seconds = [], [], 0.0
     for start in range(0, count, EVAL_BATCH):
@@ -122,14 +124,15 @@ def evaluate_experiment(
         if task.scores_input:
             outputs["input_"] = given
         summary["seconds_per_image"] = seconds / len(prediction)
-        if hasattr(task, "baseline"):  # a non-learned method on the very same inputs
-            started = clock(torch.device("cpu"))
-            measured = np.concatenate([b.input.float().permute(0, 2, 3, 1).cpu().numpy() for b in batches])  # unclipped
-            outputs["baseline_"] = task.baseline(measured)
+        started = clock(torch.device("cpu"))
+        measured = np.concatenate([b.input.float().permute(0, 2, 3, 1).cpu().numpy() for b in batches])  # unclipped
+        baseline = task.baseline(measured)  # a non-learned method on the very same inputs, where the task has one
+        if baseline is not None:
+            outputs["baseline_"] = baseline
             summary["baseline_seconds_per_image"] = (clock(torch.device("cpu")) - started) / len(given)
         scores = {f"{prefix}{key}": value for prefix, images in outputs.items() for key, value in task.scores(images, truth).items()}
-        if hasattr(task, "tiled_scores"):  # the seed's protocol: one tiled grid of the first 64 images
-            summary |= {f"{prefix}{key}": value for prefix, images in outputs.items() for key, value in task.tiled_scores(images, truth).items()}
+        # a seed's own protocol over the whole split, where it had one (the ambient seed's tiled grid)
+        summary |= {f"{prefix}{key}": value for prefix, images in outputs.items() for key, value in task.tiled_scores(images, truth).items()}
         summary |= {**summarise(scores), "images": len(prediction)}
         table = pd.DataFrame({"image": np.arange(len(prediction)), **scores})
         preview = {"input": given[:count], "output": prediction[:count], "truth": truth[:count]}
@@ -137,14 +140,14 @@ def evaluate_experiment(
             preview["baseline"] = outputs["baseline_"][:count]
         if curve is not None:
             preview["search_curve"] = curve
-    if hasattr(model, "scores"):  # scores of the fitted model itself, e.g. PCA's explained variance
+    if capabilities.scores_itself(model):  # scores of the fitted model itself, e.g. PCA's explained variance
         summary |= model.scores()
-    transfers = getattr(task, "conditioned_on", None) == "label"
-    wants_classifier = hasattr(model, "sample") or transfers
+    transfers = task.conditioned_on == "label"
+    wants_classifier = capabilities.samples(model) or transfers
     device = test["labels"].device
     classifier = load_classifier(classifier_dir, device) if wants_classifier else None
     samples = None
-    if hasattr(model, "sample"):  # one draw from the fixed noise serves the FCD, the figure and the preview
+    if capabilities.samples(model):  # one draw from the fixed noise serves the FCD, the figure and the preview
         wanted = max(count * count, params.classifier.samples if classifier is not None else 0)
         samples = draw_samples(model, wanted, params.base.seed)
     if not task.reconstructs:
@@ -153,10 +156,10 @@ def evaluate_experiment(
         reached, per_target = transfer_accuracy(task, model, batches, classifier)
         table["transfer_accuracy"] = reached
         summary |= {**summarise({"transfer_accuracy": reached}), **per_target}
-    if getattr(task, "conditioned_on", None) == "image" and batches[0].input.shape[1] == 3:  # colour images only
+    if task.conditioned_on == "image" and batches[0].input.shape[1] == 3:  # colour images only
         table["colour_from_latent"] = colour_source(model, batches)
         summary |= summarise({"colour_from_latent": table["colour_from_latent"].to_numpy()})
-    if task.reconstructs and hasattr(model, "encode"):
+    if task.reconstructs and capabilities.encodes(model):
         summary |= label_probe(task, model, lambda: load_tensors(prepared_dir, "train", task, device), batches, params.base.seed)
     if classifier is not None and samples is not None:
         _, real = classify(classifier, test["images"])
@@ -179,8 +182,8 @@ def tracking_record(experiment: Experiment, run: dict[str, Any], figures: list[P
     redrawn figure therefore changes this record, and the report brings it into the run."""
     record: dict[str, Any] = {"run_id": run["run_id"], "experiment": experiment.name}
     task = experiment.task
-    if hasattr(task, "forward"):
-        method = "supervised" if task.supervised else "ambient" if hasattr(experiment.model_class, "encode") else "ACSG"
+    if task.restores:
+        method = "supervised" if task.supervised else "ambient" if capabilities.encodes(experiment.model_class) else "ACSG"
         record |= {"forward": task.forward, "method": method}
     record["figures"] = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in figures}
     return record

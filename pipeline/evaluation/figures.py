@@ -10,13 +10,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipeline import capabilities
 from pipeline.config import FiguresConfig
 from pipeline.errors import DataError
 from pipeline.evaluation.metrics import psnr
 from pipeline.figures import grid, save_png
 from pipeline.files import staged_dir
 from pipeline.images import to_numpy
-from pipeline.tasks import Batch
+from pipeline.tasks.batch import Batch
 
 if TYPE_CHECKING:
     from pipeline.evaluation.evaluate import Predictions
@@ -58,15 +59,15 @@ def draw_figures(predicted: Predictions, samples: Tensor | None, settings: Figur
         if samples is not None:
             shown = samples[: columns * columns]
             save_png(grid([to_numpy(row) for row in shown.split(columns)]), staging / "samples.png")
-        if hasattr(model, "eigenimages"):
+        if capabilities.draws_eigenimages(model):
             images = model.eigenimages(2 * columns)  # the mean, then the components
             save_png(grid([to_numpy(images[:1]), to_numpy(images[1 : 1 + columns]), to_numpy(images[1 + columns :])]),
                      staging / "eigenimages.png")  # fmt: skip
             (staging / "psnr_by_components.csv").write_text(component_curve(model, predicted.batches))
-        if hasattr(predicted.task, "conditioned_on"):
+        if predicted.task.conditioned_on is not None:
             for figure, rows in transfer_figures(predicted, settings.transfer_targets, columns).items():
                 save_png(grid(rows), staging / f"{figure}.png")
-        elif hasattr(model, "encode") and predicted.batches:
+        elif capabilities.encodes(model) and predicted.batches:
             test = torch.cat([b.input for b in predicted.batches])
             strips = [interpolate(model, test, pair, settings.frames, name) for pair in settings.interpolation_pairs]
             save_png(grid([to_numpy(strip) for strip in strips]), staging / "interpolation.png")

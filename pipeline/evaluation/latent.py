@@ -10,13 +10,13 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.evaluation.classifier import Classifier, classify
-from pipeline.tasks import Batch, Reconstruct, Transfer
+from pipeline.tasks import Batch, Task, Transfer
 
 BATCH = 256
 
 
 @torch.no_grad()
-def latents(task: Reconstruct, model: nn.Module, batches: list[Batch]) -> np.ndarray | None:
+def latents(task: Task, model: nn.Module, batches: list[Batch]) -> np.ndarray | None:
     """(N, latent_dim) codes of the batches' inputs, or None when the model's code is not a flat vector."""
     codes = [task.latent(model, batch).float() for batch in batches]
     if codes[0].dim() != 2:  # e.g. the seed port's feature map: no vector to probe
@@ -25,7 +25,7 @@ def latents(task: Reconstruct, model: nn.Module, batches: list[Batch]) -> np.nda
 
 
 def label_probe(
-    task: Reconstruct, model: nn.Module, load_train: Callable[[], Mapping[str, Tensor]], test_batches: list[Batch], seed: int
+    task: Task, model: nn.Module, load_train: Callable[[], Mapping[str, Tensor]], test_batches: list[Batch], seed: int
 ) -> dict[str, float]:
     """Accuracy of a linear classifier predicting each test image's label from its latent, fitted on the
     training split's latents (standardised, multinomial logistic regression), and what a probe that

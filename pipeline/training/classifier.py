@@ -21,7 +21,8 @@ from pipeline.device import resolve_device
 from pipeline.evaluation.classifier import MODEL_FILE, SUMMARY_FILE, Classifier, classify
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.files import staged_dir, write_text
-from pipeline.tasks import Reconstruct, load_tensors
+from pipeline.data.tensors import load_tensors
+from pipeline.tasks.reconstruct import Reconstruct
 from pipeline.training.callbacks import History, MetricLogger, ProgressBar
 from pipeline.training.loop import fit
 from pipeline.training.steps import ClassificationUpdate

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from pipeline.errors import TrainingError
-from pipeline.tasks import Batch, Reconstruct
+from pipeline.tasks.base import Task
+from pipeline.tasks.batch import Batch
 
 
 class Callback(Protocol):
@@ -34,7 +35,7 @@ def check_batch_size(count: int, batch_size: int) -> None:
 
 def fit(
     update: Callable[[Batch], dict[str, Tensor]],
-    task: Reconstruct,
+    task: Task,
     arrays: Mapping[str, Tensor],
     *,
     epochs: int,

@@ -23,7 +23,7 @@ from pipeline.experiment import MODEL_FILE, RUN_FILE, Experiment, attempt, plain
 from pipeline.files import staged_dir, write_text
 from pipeline.forward import check_forward
 from pipeline.models import MODELS
-from pipeline.tasks import load_tensors
+from pipeline.data.tensors import load_tensors
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
 from pipeline.training.loop import check_batch_size, fit
@@ -49,7 +49,7 @@ def check_update(experiment: Experiment) -> Mapping[str, Any]:
     task hands it; a one-line ConfigError otherwise."""
     rule, where = update_rule_for(experiment.model_class), f"{experiment.where}.update"
     task = experiment.task
-    if getattr(task, "forward", None) and not task.supervised and not rule.learns_from_measurements:
+    if task.restores and not task.supervised and not rule.learns_from_measurements:
         learners = sorted(n for n, m in MODELS.items() if update_rule_for(m).learns_from_measurements)
         raise ConfigError(f"{experiment.where}.task.supervised: {experiment.config.model.name} learns from clean targets; "
                           f"set supervised: true or use one of {', '.join(learners)}")  # fmt: skip

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pipeline.config import Decay, Fraction, NonNegative, Positive, Size
-from pipeline.tasks import Batch
+from pipeline.tasks.batch import Batch
 
 PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "bce": F.binary_cross_entropy}
 
