@@ -14,39 +14,30 @@ import pandas as pd
 
 from pipeline.config import Params
 from pipeline.errors import DataError
-from pipeline.figures import grid, plot_time_curves, save_png
+from pipeline.figures import grid, save_png
 from pipeline.files import staged_dir, write_text
+from pipeline.studies import Study, study_for
 
 COMPARISON = "comparison"  # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
-
-
-# The seed's table (Ambient VAE-GAN, CelebA 64×64, one tiled batch of 64): (method, forward model) -> (PSNR, SSIM)
-SEED_CELEBA = {
-    ("supervised", "add_noise"): (20.28, 0.82), ("supervised", "drop_independent"): (18.56, 0.67), ("supervised", "drop_patch"): (18.45, 0.65),
-    ("ACSG", "add_noise"): (20.02, 0.81), ("ACSG", "drop_independent"): (17.07, 0.58), ("ACSG", "drop_patch"): (16.10, 0.48),
-    ("ambient", "add_noise"): (20.20, 0.83), ("ambient", "drop_independent"): (17.51, 0.60), ("ambient", "drop_patch"): (16.15, 0.49),
-    ("non-learned", "add_noise"): (19.54, 0.76), ("non-learned", "drop_independent"): (15.24, 0.42), ("non-learned", "drop_patch"): (16.23, 0.50),
-}  # fmt: skip
 
 
 def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Path) -> pd.DataFrame:
     """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side, and for
     restore studies each forward model's time against error), bring each evaluation into its MLflow run and
     attach the table to a `<study> table` run. Returns the table."""
+    extras = study_for(study)
     table = study_table(params, study, metrics_dir)
     figures = comparisons(params, study, metrics_dir)
-    curves = time_curves(params, study, metrics_dir, table)
     folder = reports_dir / study / COMPARISON
     with staged_dir(folder) as staging:
         for key, (_, rows) in figures.items():
             save_png(grid(rows), staging / f"{key}.png")
-        for key, methods in curves.items():
-            plot_time_curves(methods, f"{key}: time against error", staging / f"time_{key}.png")
+        own = extras.figures(table, lambda name: load_preview(metrics_dir / study / f"{name}.npz", name), staging)
     shown = {f"{COMPARISON}/{key}.png": names for key, (names, _) in figures.items()}
-    shown |= {f"{COMPARISON}/time_{key}.png": list(methods) for key, methods in curves.items()}
+    shown |= {f"{COMPARISON}/{file}": names for file, names in own.items()}
     paths = [reports_dir / study / "table.csv", reports_dir / study / "table.md"]
     write_text(paths[0], table.to_csv(index=False))
-    write_text(paths[1], to_markdown(table, f"Study `{study}`", shown))
+    write_text(paths[1], to_markdown(table, f"Study `{study}`", shown, extras))
     log_study(params, study, metrics_dir, reports_dir, [*paths, *sorted(folder.iterdir())])
     return table
 
@@ -66,10 +57,8 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
     halves against each other (the floor; biased upwards by its small samples) and as many
     training images as a model draws samples against the test split (the same sample sizes as a generator's FCD).
 
-    Restore experiments also name their forward model and method, and are followed by two rows per dataset
-    and forward model: the non-learned restoration and the distorted input itself (each from the first such
-    experiment's `baseline_` and `input_` scores, which every one of them computes on the same images). Each
-    gets `acsg_time_ratio`, the ACSG row's seconds per image over its own, and, on CelebA, the seed's numbers.
+    Restore experiments also name their forward model and method. The study's own module may add rows
+    (`pipeline.studies`: the ambient study's non-learned and distorted-input rows).
     """
     rows = []
     for name, experiment in params.experiments.items():
@@ -86,7 +75,8 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
         record = load_record(metrics_dir, study, name)
         if "forward" in record:  # a restore experiment: its forward model and method, as evaluate read them off its task
             rows[-1]["forward"], rows[-1]["method"] = record["forward"], record["method"]
-    rows += restore_rows(params, rows)
+    extras = study_for(study)
+    rows += extras.rows(params, rows)
     for dataset in dict.fromkeys(row["dataset"] for row in rows if "fcd" in row):
         path = metrics_dir / "classifiers" / f"{dataset}.json"
         if not path.exists():
@@ -97,35 +87,10 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
         rows.append({"experiment": "train vs test", **common, "fcd": floors["fcd_train"],
                      "fcd_samples": floors["train_images_for_fcd_train"]})  # fmt: skip
     table = pd.DataFrame(rows)
-    if "forward" in table:  # the real-image rows have no forward model
-        table["forward"] = table["forward"].fillna("")
+    for column in extras.key_columns:
+        if column in table:  # the real-image rows have none
+            table[column] = table[column].fillna("")
     return table
-
-
-def restore_rows(params: Params, rows: list[dict]) -> list[dict]:
-    """The non-learned and distorted-input rows of each (dataset, forward model), and the ACSG time ratio and
-    the seed's CelebA numbers on the restore rows (in place)."""
-    extra = []
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for row in rows:
-        if "forward" in row:
-            groups.setdefault((row["dataset"], row["forward"]), []).append(row)
-    for (dataset, forward), members in groups.items():
-        def scored(prefix: str, method: str) -> dict:  # a row from the first member's `<prefix>` scores
-            scores = {key.removeprefix(prefix): value for key, value in members[0].items() if key.startswith(prefix)}
-            return {"experiment": f"{method} ({forward})", "model": method, "dataset": dataset, "task": "restore",
-                    "latent_dim": "", "forward": forward, "method": method, **scores}  # fmt: skip
-
-        non_learned, distorted = scored("baseline_", "non-learned"), scored("input_", "distorted input")
-        extra += [non_learned, distorted]
-        searched = [row["seconds_per_image"] for row in members if row["method"] == "ACSG"]
-        for row in [*members, non_learned]:
-            if searched:
-                row["acsg_time_ratio"] = searched[0] / row["seconds_per_image"]
-            seed = SEED_CELEBA.get((row["method"], forward))
-            if seed and params.dataset(dataset).source == "celeba":
-                row["seed_psnr"], row["seed_ssim"] = seed
-    return extra
 
 
 def comparisons(params: Params, study: str, metrics_dir: Path) -> dict[str, tuple[list[str], list[np.ndarray]]]:
@@ -140,12 +105,13 @@ def comparisons(params: Params, study: str, metrics_dir: Path) -> dict[str, tupl
         if experiment.study == study:
             groups.setdefault(f"{experiment.dataset}_{experiment.task.name}", []).append(name)
     figures = {}
+    extras = study_for(study)
     for key, names in groups.items():
         previews = {name: load_preview(metrics_dir / study / f"{name}.npz", name) for name in names}
         if "samples" in previews[names[0]]:
             figures[key] = (names, [previews[name]["samples"] for name in names])
-        elif key.endswith("_restore"):
-            figures[key] = restore_blocks(names, previews, {name: load_record(metrics_dir, study, name)["forward"] for name in names})
+        elif own := extras.comparison(key, names, previews, lambda name: load_record(metrics_dir, study, name)):
+            figures[key] = own
         else:
             first = previews[names[0]]
             rows = [first["input"], *(previews[name]["output"] for name in names), first["truth"]]
@@ -159,41 +125,6 @@ def load_preview(path: Path, name: str) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
     with np.load(path) as arrays:
         return {part: arrays[part].astype(np.float32) / (255.0 if arrays[part].dtype == np.uint8 else 1.0) for part in arrays.files}
-
-
-def restore_blocks(
-    names: list[str], previews: dict[str, dict[str, np.ndarray]], forwards: dict[str, str]
-) -> tuple[list[str], list[np.ndarray]]:
-    """The seed's results figure: a block per forward model, its rows original, distorted, every method's
-    restoration (in params order) and the non-learned one."""
-    by_forward: dict[str, list[str]] = {}
-    for name in names:
-        by_forward.setdefault(forwards[name], []).append(name)
-    labels, rows = [], []
-    for forward, members in by_forward.items():
-        first = previews[members[0]]
-        labels += [f"{forward}: original", f"{forward}: distorted", *(f"{forward}: {name}" for name in members), f"{forward}: non-learned"]
-        rows += [first["truth"], first["input"], *(previews[name]["output"] for name in members), first["baseline"]]
-    return labels, rows
-
-
-def time_curves(params: Params, study: str, metrics_dir: Path, table: pd.DataFrame) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Per "<dataset>_<forward>": method -> (seconds per image, mean squared error), a curve for the latent
-    search (its error after each step, on the first 64 test images) and one point for every other method."""
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    if "forward" not in table:
-        return curves
-    for row in table[table["forward"] != ""].itertuples():
-        key = f"{row.dataset}_{row.forward}"
-        if row.method == "distorted input":
-            continue
-        if row.method == "ACSG":
-            curve = load_preview(metrics_dir / study / f"{row.experiment}.npz", row.experiment)["search_curve"]
-            curves.setdefault(key, {})[f"ACSG ({row.experiment})"] = (curve[:, 0], curve[:, 1])
-        else:
-            curves.setdefault(key, {})[f"{row.method} ({row.experiment})" if row.model != "non-learned" else "non-learned"] = (
-                np.array([row.seconds_per_image]), np.array([row.mse_mean]))
-    return curves
 
 
 def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, table_files: list[Path]) -> list[str]:
@@ -221,12 +152,17 @@ def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, 
     return missing
 
 
-def to_markdown(table: pd.DataFrame, title: str, figures: dict[str, list[str]] | None = None) -> str:
+def to_markdown(
+    table: pd.DataFrame, title: str, figures: dict[str, list[str]] | None = None, extras: Study | None = None
+) -> str:
     """The table for reading: each score as "mean ± std", then FCD and train time where present;
-    per-component and spread columns stay in the CSV. `figures` (file name -> row names) are listed below it."""
-    restore = "forward" in table  # restore studies give the non-learned and input scores rows of their own
-    shown = table[["experiment", "model", "dataset", "task", "latent_dim", *(["forward"] if restore else [])]].copy()
-    for column in [c for c in table.columns if c.endswith("_mean") and not (restore and c.startswith(("input_", "baseline_")))]:
+    per-component and spread columns stay in the CSV. `figures` (file name -> row names) are listed below it;
+    `extras` (the study's own module) adds its key and score columns and hides the scores its rows show."""
+    extras = extras or Study()
+    keys = ["experiment", "model", "dataset", "task", "latent_dim", *(c for c in extras.key_columns if c in table)]
+    hidden = extras.hidden_prefixes if any(c in table for c in extras.key_columns) else ()
+    shown = table[keys].copy()
+    for column in [c for c in table.columns if c.endswith("_mean") and not (hidden and c.startswith(hidden))]:
         score = column.removesuffix("_mean")
         mean, spread = table[column], table[f"{score}_std"]
         shown[score] = [f"{m:.4g} ± {s:.2g}" if pd.notna(m) else "" for m, s in zip(mean, spread)]
@@ -235,18 +171,16 @@ def to_markdown(table: pd.DataFrame, title: str, figures: dict[str, list[str]] |
     if "label_probe_accuracy" in table:  # a linear classifier reading the label off the latent; chance beside it
         shown["label probe"] = [f"{a:.3f} (chance {c:.3f})" if pd.notna(a) else ""
                                 for a, c in zip(table["label_probe_accuracy"], table["label_probe_chance"])]  # fmt: skip
-    if "tiled_psnr" in table:  # the seed's protocol: one 8×8 grid of the first 64 test images, SSIM data_range 2
-        shown["tiled PSNR / SSIM"] = [f"{p:.2f} / {q:.2f}" if pd.notna(p) else "" for p, q in zip(table["tiled_psnr"], table["tiled_ssim"])]
-    if "seed_psnr" in table:
-        shown["seed (CelebA)"] = [f"{p:.2f} / {q:.2f}" if pd.notna(p) else "" for p, q in zip(table["seed_psnr"], table["seed_ssim"])]
+    for column, values in extras.score_columns(table).items():
+        shown[column] = values
     if "fcd" in table:
         shown["FCD"] = [f"{v:.3g}" if pd.notna(v) else "" for v in table["fcd"]]
     if "train_seconds" in table:
         shown["train s"] = [f"{v:.1f}" if pd.notna(v) else "" for v in table["train_seconds"]]
     if "seconds_per_image" in table:
         shown["ms / image"] = [f"{1000 * v:.3g}" if pd.notna(v) else "" for v in table["seconds_per_image"]]
-    if "acsg_time_ratio" in table:
-        shown["ACSG time ×"] = [f"{v:.0f}" if pd.notna(v) else "" for v in table["acsg_time_ratio"]]
+    for column, values in extras.timing_columns(table).items():
+        shown[column] = values
     if "images" in table:
         shown["images"] = [f"{v:.0f}" if pd.notna(v) else "" for v in table["images"]]
     text = f"# {title}\n\n{shown.to_markdown(index=False)}\n"

@@ -20,13 +20,14 @@ def report(
     with user_errors():
         from pipeline.config import ConfigError
         from pipeline.report import to_markdown, write_report
+        from pipeline.studies import study_for
 
         config = load(params)
         if study not in config.studies:
             raise ConfigError(f"studies: {study!r} is not listed; choose one of {', '.join(config.studies)}")
         with outputs(REPORTS / study), work():  # the MLflow store is opened inside, once
             table = write_report(config, study, METRICS, REPORTS)
-        typer.echo(to_markdown(table, study))
+        typer.echo(to_markdown(table, study, extras=study_for(study)))
 
 
 if __name__ == "__main__":

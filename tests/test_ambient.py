@@ -19,7 +19,8 @@ from pipeline.experiment import Experiment, load_trained
 from pipeline.forward import AddNoise, DropIndependent, DropPatch
 from pipeline.models import build_model
 from pipeline.models.ambient import SameConv, SameDeconv
-from pipeline.report import study_table, time_curves
+from pipeline.report import load_preview, study_table
+from pipeline.studies.ambient import Ambient
 from pipeline.tasks import Restore
 from pipeline.training import run as training_run
 from pipeline.training.run import train_experiment
@@ -300,7 +301,8 @@ def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits
     assert rows.loc["ambient", "acsg_time_ratio"] > 5  # 20 search steps cost far more than one encoder pass
     assert rows.loc["non-learned (drop_independent)", "psnr_mean"] == ambient["baseline_psnr_mean"]
     assert rows.loc["distorted input (drop_independent)", "psnr_mean"] == ambient["input_psnr_mean"]
-    curves = time_curves(params, "ambient", metrics, table)["digits_drop_independent"]
+    curves = Ambient().curves(table, lambda name: load_preview(metrics / "ambient" / f"{name}.npz", name))
+    curves = curves["digits_drop_independent"]
     assert len(curves["ACSG (acsg)"][0]) == 21 and len(curves["non-learned"][0]) == 1
     assert isinstance(table, pd.DataFrame) and "seed_psnr" not in table  # digits is not CelebA
     images = load_split(prepared_digits / "digits", "test")["images"]
