@@ -30,7 +30,7 @@ from pipeline.models import build_model  # noqa: E402
 from pipeline.data.tensors import load_tensors  # noqa: E402
 from pipeline.tasks import Batch, build_task  # noqa: E402
 from pipeline.training.loop import autocast, fit  # noqa: E402
-from pipeline.training.steps import ReconstructionUpdate  # noqa: E402
+from pipeline.training.updates import ReconstructionUpdate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from pipeline.experiment import resolve
 from pipeline.models import build_model
 from pipeline.tasks import Batch, build_task
 from pipeline.training.run import train_experiment
-from pipeline.training.steps import update_rule_for
+from pipeline.training.updates import update_rule_for
 from tests.conftest import build_project, checked, needs_faces, repo_params, tiny_params, utrecht_faces
 
 
@@ -86,8 +86,8 @@ def test_the_update_gives_the_critic_the_decoder_alone_and_the_autoencoder_each_
     assert held["decoder"] == {id(p) for p in model.decoder.parameters()}  # the generator step leaves the encoder alone
     assert held["autoencoder"] == {id(p) for p in [*model.encoder.parameters(), *model.decoder.parameters()]}
     assert update.optimizers["critic"].defaults["lr"] == 1e-4 and update.optimizers["critic"].defaults["betas"] == (0.5, 0.999)
-    with pytest.raises(ValueError, match="center_weight 0 or above"):
-        tiny_label_model(center_weight=-1.0)
+    with pytest.raises(ValueError, match="reconstruction_weight must be above 0, got 0"):
+        tiny_label_model(reconstruction_weight=0.0)
 
 
 def test_the_center_term_pulls_the_latent_towards_zero():

@@ -16,7 +16,7 @@ from pipeline.models import build_model
 from pipeline.models.vae import VariationalOutput
 from pipeline.tasks import Batch
 from pipeline.training import run as training_run
-from pipeline.training import steps
+from pipeline.training import updates
 from pipeline.training.run import train_experiment
 from tests.conftest import tiny_params
 
@@ -30,7 +30,7 @@ def _train(tmp_path, prepared, raw=None, name="ae_tiny"):
     )  # fmt: skip
 
 
-def _interrupt_at(monkeypatch, call: int, rule: type = steps.ReconstructionUpdate) -> None:
+def _interrupt_at(monkeypatch, call: int, rule: type = updates.ReconstructionUpdate) -> None:
     """Make the update rule raise KeyboardInterrupt (as Ctrl-C would) on its `call`-th batch."""
     original = rule.__call__
     calls = {"n": 0}
@@ -47,7 +47,7 @@ def _interrupt_at(monkeypatch, call: int, rule: type = steps.ReconstructionUpdat
 def test_reconstruction_update_lowers_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     model = build_model("conv_ae", in_channels=1, out_channels=1, image_size=16, latent_dim=8, width=8)
-    update = steps.ReconstructionUpdate(model, lr=3e-3)
+    update = updates.ReconstructionUpdate(model, lr=3e-3)
     images = torch.nn.functional.interpolate(torch.rand(16, 1, 4, 4), size=16, mode="bilinear")  # smooth, learnable
     batch = Batch(input=images, target=images, label=torch.zeros(16, dtype=torch.long))
     losses = [update(batch)["loss"].item() for _ in range(60)]
@@ -193,11 +193,11 @@ class _FixedPosterior(torch.nn.Module):
 def test_variational_update_reports_reconstruction_and_kl_separately():
     images = torch.ones(4, 1, 2, 2)
     batch = Batch(input=images, target=images, label=torch.zeros(4, dtype=torch.long))
-    standard = steps.VariationalUpdate(_FixedPosterior(torch.zeros(4, 3), torch.zeros(4, 3)), loss="mse", beta=2.0)
+    standard = updates.VariationalUpdate(_FixedPosterior(torch.zeros(4, 3), torch.zeros(4, 3)), loss="mse", beta=2.0)
     losses = standard(batch)
     assert losses["kl"].item() == pytest.approx(0.0)  # q = N(0, I) is the prior
     assert losses["reconstruction"].item() == pytest.approx(4 * 0.25)  # 4 pixels per image, each off by 0.5
-    shifted = steps.VariationalUpdate(_FixedPosterior(torch.ones(4, 3), torch.zeros(4, 3)), loss="mse", beta=2.0)
+    shifted = updates.VariationalUpdate(_FixedPosterior(torch.ones(4, 3), torch.zeros(4, 3)), loss="mse", beta=2.0)
     losses = shifted(batch)
     assert losses["kl"].item() == pytest.approx(3 * 0.5)  # KL(N(1, 1) ‖ N(0, 1)) = 1/2 per dimension
     assert losses["loss"].item() == pytest.approx(1.0 + 2.0 * 1.5)
@@ -208,7 +208,7 @@ def test_pca_fit_on_batches_equals_pca_on_the_whole_set():
     basis = torch.randn(3, 64, generator=generator)
     data = (torch.randn(40, 3, generator=generator) @ basis).view(40, 1, 8, 8)  # rank 3
     model = build_model("pca", in_channels=1, out_channels=1, image_size=8, latent_dim=3)
-    fit = steps.PrincipalComponentsFit(model)
+    fit = updates.PrincipalComponentsFit(model)
     for part in data.split(16):  # 16 + 16 + 8
         fit(Batch(input=part, target=part, label=torch.zeros(len(part), dtype=torch.long)))
     assert torch.allclose(model(data).image, data, atol=1e-4)  # three components rebuild rank-3 data exactly
@@ -304,36 +304,36 @@ def _steps_taken(optimizer):
 def test_the_generator_steps_once_every_critic_steps_calls():
     model = build_model("linear_wgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4,
                         generator_hidden=(8,), critic_hidden=(8,))  # fmt: skip
-    update = steps.WassersteinUpdate(model, critic_steps=3)
+    update = updates.WassersteinUpdate(model, critic_steps=3)
     for _ in range(7):
         losses = update(_images())
-    assert _steps_taken(update.optimizer_critic) == 7
-    assert _steps_taken(update.optimizer_generator) == 3  # calls 0, 3 and 6
+    assert _steps_taken(update.optimizers["critic"]) == 7
+    assert _steps_taken(update.optimizers["generator"]) == 3  # calls 0, 3 and 6
     assert set(losses) == {"loss_critic", "wasserstein", "loss_generator"}
 
-    resumed = steps.WassersteinUpdate(model, critic_steps=3)
+    resumed = updates.WassersteinUpdate(model, critic_steps=3)
     resumed.load_state_dict(update.state_dict())
-    assert resumed.calls == 7 and torch.equal(resumed(_images())["loss_generator"], losses["loss_generator"])  # call 7: no generator step
+    assert resumed.turns.calls == 7 and torch.equal(resumed(_images())["loss_generator"], losses["loss_generator"])  # call 7: no generator step
 
 
 def test_weight_clipping_bounds_every_critic_weight():
     model = build_model("wgan_gp", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4)
-    update = steps.WassersteinUpdate(model, penalty=0.0, clip=0.01, optimizer="rmsprop", lr=0.1)
+    update = updates.WassersteinUpdate(model, penalty=0.0, clip=0.01, optimizer="rmsprop", lr=0.1)
     update(_images())
     assert max(p.abs().max().item() for p in model.critic.parameters()) == pytest.approx(0.01)
-    assert isinstance(update.optimizer_critic, torch.optim.RMSprop)
+    assert isinstance(update.optimizers["critic"], torch.optim.RMSprop)
 
 
 def test_wasserstein_needs_exactly_one_lipschitz_constraint():
     model = build_model("wgan_gp", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4)
     with pytest.raises(ValueError, match="set exactly one of penalty and clip above 0"):
-        steps.WassersteinUpdate(model, penalty=10.0, clip=0.01)
+        updates.WassersteinUpdate(model, penalty=10.0, clip=0.01)
     with pytest.raises(ValueError, match="set exactly one of penalty and clip above 0"):
-        steps.WassersteinUpdate(model, penalty=0.0)
+        updates.WassersteinUpdate(model, penalty=0.0)
     with pytest.raises(ValueError, match="cannot be negative"):
-        steps.WassersteinUpdate(model, penalty=10.0, clip=-0.01)
+        updates.WassersteinUpdate(model, penalty=10.0, clip=-0.01)
     with pytest.raises(ValueError, match="penalty must be 0 \\(off\\) or above"):
-        steps.AdversarialUpdate(build_model("dcgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4), penalty=-1.0)
+        updates.AdversarialUpdate(build_model("dcgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4), penalty=-1.0)
 
 
 def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_off_by_one():
@@ -341,13 +341,13 @@ def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_off_by_one():
     with torch.no_grad():
         critic[1].weight.copy_(torch.tensor([[3.0, 0.0, 4.0, 0.0]]))  # ‖∇‖ = 5 everywhere
     real, fake = torch.rand(6, 1, 2, 2), torch.rand(6, 1, 2, 2)
-    assert steps.gradient_penalty(critic, real, fake).item() == pytest.approx((5 - 1) ** 2)
+    assert updates.gradient_penalty(critic, real, fake).item() == pytest.approx((5 - 1) ** 2)
 
 
 def test_the_adversarial_critic_learns_to_tell_real_from_generated():
     torch.manual_seed(0)
     model = build_model("dcgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
-    update = steps.AdversarialUpdate(model, lr_generator=0.0, lr_critic=1e-2)  # a frozen generator
+    update = updates.AdversarialUpdate(model, lr_generator=0.0, lr_critic=1e-2)  # a frozen generator
     first = update(_images())
     for _ in range(40):
         last = update(_images())
@@ -359,15 +359,15 @@ def test_the_adversarial_critic_learns_to_tell_real_from_generated():
 def test_the_vae_wgan_update_trains_encoder_and_decoder_but_not_the_critic_with_one_optimizer():
     torch.manual_seed(0)
     model = build_model("vae_wgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
-    update = steps.VAEWassersteinUpdate(model, feature_weight=1.0)
-    trained = {id(p) for group in update.optimizer_generator.param_groups for p in group["params"]}
+    update = updates.VAEWassersteinUpdate(model, feature_weight=1.0)
+    trained = {id(p) for group in update.optimizers["generator"].param_groups for p in group["params"]}
     assert trained == {id(p) for name, p in model.named_parameters() if not name.startswith("critic.")}
     assert {id(p) for p in model.critic.parameters()}.isdisjoint(trained)
     losses = update(_images())
     assert set(losses) == {"loss_critic", "wasserstein", "loss_generator", "reconstruction", "kl", "adversarial"}
     assert losses["loss_generator"] > losses["reconstruction"] + losses["kl"] + losses["adversarial"]  # + the feature term
     with pytest.raises(ValueError, match="penalty must be above 0"):
-        steps.VAEWassersteinUpdate(model, penalty=0.0)
+        updates.VAEWassersteinUpdate(model, penalty=0.0)
 
 
 def test_a_diverging_gan_stops_with_a_clear_error_and_writes_no_model(tmp_path, prepared_digits):
@@ -396,7 +396,7 @@ def test_the_r1_penalty_adds_half_the_squared_critic_gradient_on_real_images():
         model = build_model("linear_gan", in_channels=1, out_channels=1, image_size=2, latent_dim=2,
                             generator_hidden=(4,), critic_hidden=(4,))  # fmt: skip
         model.critic = _LinearCritic()
-        return steps.AdversarialUpdate(model, penalty=penalty)(_images(size=2))["loss_critic"].item()
+        return updates.AdversarialUpdate(model, penalty=penalty)(_images(size=2))["loss_critic"].item()
 
     assert critic_loss(2.0) - critic_loss(0.0) == pytest.approx(2.0 / 2 * 25, rel=1e-5)
 
@@ -404,14 +404,14 @@ def test_the_r1_penalty_adds_half_the_squared_critic_gradient_on_real_images():
 def test_the_vae_wgan_critic_takes_the_clean_target_as_real_under_denoising(monkeypatch):
     torch.manual_seed(0)
     model = build_model("vae_wgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
-    update = steps.VAEWassersteinUpdate(model)
+    update = updates.VAEWassersteinUpdate(model)
     seen = {}
 
     def critic_step(real, fake):
         seen["real"] = real
         return torch.zeros(()), torch.zeros(())
 
-    monkeypatch.setattr(update, "critic_step", critic_step)
+    monkeypatch.setattr(update.critic, "step", critic_step)
     clean = _images()
     noisy = Batch(input=clean.input + 0.3, target=clean.target, label=clean.label)
     update(noisy)
@@ -423,8 +423,8 @@ def test_the_generator_average_is_an_exponential_average_of_its_steps_and_replac
     torch.manual_seed(0)
     model = build_model("linear_gan", in_channels=1, out_channels=1, image_size=8, latent_dim=4,
                         generator_hidden=(8,), critic_hidden=(8,))  # fmt: skip
-    update = (steps.AdversarialUpdate(model, lr_generator=0.05, average=0.75) if rule == "adversarial"
-              else steps.WassersteinUpdate(model, lr=0.05, critic_steps=critic_steps, average=0.75))  # fmt: skip
+    update = (updates.AdversarialUpdate(model, lr_generator=0.05, average=0.75) if rule == "adversarial"
+              else updates.WassersteinUpdate(model, lr=0.05, critic_steps=critic_steps, average=0.75))  # fmt: skip
     weight = model.generator[0].weight
     expected = None
     for call in range(6):
@@ -433,7 +433,7 @@ def test_the_generator_average_is_an_exponential_average_of_its_steps_and_replac
             expected = weight.detach().clone() if expected is None else 0.75 * expected + 0.25 * weight.detach()
     last = weight.detach().clone()
 
-    resumed = steps.AdversarialUpdate(model, average=0.75) if rule == "adversarial" else steps.WassersteinUpdate(model, average=0.75)
+    resumed = updates.AdversarialUpdate(model, average=0.75) if rule == "adversarial" else updates.WassersteinUpdate(model, average=0.75)
     resumed.load_state_dict(update.state_dict())
     resumed.finish()
     assert torch.allclose(weight, expected, atol=1e-6)
@@ -443,14 +443,14 @@ def test_the_generator_average_is_an_exponential_average_of_its_steps_and_replac
 def test_without_an_average_finish_leaves_the_weights_and_a_bad_decay_is_refused():
     model = build_model("linear_gan", in_channels=1, out_channels=1, image_size=8, latent_dim=4,
                         generator_hidden=(8,), critic_hidden=(8,))  # fmt: skip
-    update = steps.AdversarialUpdate(model)
+    update = updates.AdversarialUpdate(model)
     update(_images(size=8))
     before = {key: value.clone() for key, value in model.state_dict().items()}
     update.finish()
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
     assert "average" not in update.state_dict()
     with pytest.raises(ValueError, match=r"average must be in \[0, 1\)"):
-        steps.WassersteinUpdate(model, average=1.0)
+        updates.WassersteinUpdate(model, average=1.0)
 
 
 def test_a_gan_run_saves_the_averaged_generator_and_resumes_its_average(tmp_path, prepared_digits, monkeypatch):
@@ -470,7 +470,7 @@ def test_a_gan_run_saves_the_averaged_generator_and_resumes_its_average(tmp_path
     assert not torch.allclose(plain["generator.0.weight"], averaged["generator.0.weight"])  # the average was saved
 
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 8 + 3, steps.AdversarialUpdate)
+        _interrupt_at(patch, 8 + 3, updates.AdversarialUpdate)
         with pytest.raises(KeyboardInterrupt):
             _train(tmp_path / "resumed", prepared_digits, raw(0.9))
     saved = torch.load(tmp_path / "resumed" / "checkpoints" / "ae_tiny" / "last.pt", weights_only=True)

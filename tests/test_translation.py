@@ -21,7 +21,7 @@ from pipeline.images import to_numpy
 from pipeline.models import build_model
 from pipeline.report import comparisons
 from pipeline.tasks import Batch, build_task
-from pipeline.training import steps
+from pipeline.training import updates
 from tests.conftest import UTRECHT, build_project, checked, needs_faces, repo_params, utrecht_faces
 
 
@@ -94,14 +94,14 @@ def test_the_config_refuses_a_model_that_cannot_reach_the_tasks_targets():
         checked(bad)
     bad = copy.deepcopy(raw)
     bad["experiments"]["pix2pix_edges_photos"]["update"] = {"l1_weight": -1.0}
-    with pytest.raises(ConfigError, match="pix2pix_edges_photos.update: l1_weight cannot be negative"):
+    with pytest.raises(ConfigError, match=r"pix2pix_edges_photos.update.l1_weight: must be at least 0, got -1.0"):
         checked(bad)
 
 
 def test_pix2pix_update_teaches_the_critic_pairs_and_the_generator_the_target():
     torch.manual_seed(0)
     model = build_model("pix2pix", in_channels=1, out_channels=3, image_size=16, width=8, depth=3, critic_width=8, critic_layers=2)
-    update = steps.ConditionalAdversarialUpdate(model, lr=2e-3)
+    update = updates.ConditionalAdversarialUpdate(model, lr=2e-3)
     images = torch.from_numpy(colour_images(8)).permute(0, 3, 1, 2) / 255.0
     batch = Batch(input=images.mean(1, keepdim=True), target=images, label=torch.zeros(8, dtype=torch.long))
     logs = [update(batch) for _ in range(100)]

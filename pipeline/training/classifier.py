@@ -25,7 +25,7 @@ from pipeline.data.tensors import load_tensors
 from pipeline.tasks.reconstruct import Reconstruct
 from pipeline.training.callbacks import History, MetricLogger, ProgressBar
 from pipeline.training.loop import fit
-from pipeline.training.steps import ClassificationUpdate
+from pipeline.training.updates import ClassificationUpdate
 
 
 def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_dir: Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pipeline.data.tensors import load_tensors
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
 from pipeline.training.loop import check_batch_size, fit
-from pipeline.training.steps import UpdateRule, update_rule_for
+from pipeline.training.updates import UpdateRule, update_rule_for
 
 CHECKPOINT_SECONDS = 10.0  # the least time between two checkpoints of a run (see Checkpointer)
 
