@@ -3,7 +3,7 @@
     python bench/prepare_memory.py [--sizes 5000 20000] [--image-size 64]
 
 Each size runs download (folder copy) and prepare in a fresh child process and prints that process's
-peak resident memory (ru_maxrss), its wall time, and the ratio of peak memory to the smallest size's.
+peak resident memory (VmHWM), its wall time, and the ratio of peak memory to the smallest size's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from pipeline.config import DatasetConfig
@@ -34,7 +34,9 @@ config = DatasetConfig(source="folder", path=str(folder), image_size=size, chann
 start = time.perf_counter()
 fetch("bench", config, work / "raw", work / "downloads")
 manifest = prepare_dataset("bench", config, work / "raw", work / "prepared", seed=0)
-print(json.dumps({{"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM, not ru_maxrss: Linux carries the forking parent's peak into ru_maxrss across exec, VmHWM starts afresh
+peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({{"peak_mib": peak_kib / 1024,
                    "seconds": time.perf_counter() - start, "counts": manifest["counts"]}}))
 """
 
