@@ -12,6 +12,7 @@ import fcntl
 import glob
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +55,13 @@ def claim(target: Path, wait: bool = False) -> Iterator[None]:
         return
     lock = target.with_name(f".{target.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: a lock file linked elsewhere (a checkout can bring one) must not be written
+        handle = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise AeganError(f"cannot use {lock} as a lock file ({error.strerror}); remove it and run again") from None
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise AeganError(f"{lock} is not a plain file; remove it and run again")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -84,15 +91,20 @@ def staged_dir(target: Path) -> Iterator[Path]:
         for stale in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
             shutil.rmtree(stale, ignore_errors=True)  # we hold the lock, so no live run is filling it
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; an output folder is an ordinary one
         try:
             yield staging
-            if target.exists():
-                retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-                os.replace(target, retired / target.name)
+            if not target.exists():
                 os.replace(staging, target)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
+                return
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+            os.replace(target, retired / target.name)
+            try:
                 os.replace(staging, target)
+            except BaseException:
+                os.replace(retired / target.name, target)  # the old output back in place
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -37,6 +37,8 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
         raise ConfigError(f"{out_path}: the output must end in {', '.join(FORMATS)}")
     if not image_path.is_file():
         raise DataError(f"{image_path} not found; give the path of a PNG or JPEG file")
+    if out_path.is_dir():
+        raise ConfigError(f"{out_path} is a folder; give --out a file name ending in {', '.join(FORMATS)}")
     if out_path.exists() and out_path.samefile(image_path):
         raise DataError(f"{out_path} is the input image; give another --out so the input stays as it is")
     # Decoded at no less than twice the dataset's size (a 36-megapixel JPEG at an eighth of it): the centre

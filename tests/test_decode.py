@@ -123,3 +123,20 @@ def test_a_large_jpeg_is_reduced_while_decoding_to_no_less_than_asked(tmp_path: 
     png = tmp_path / "photo.png"
     Image.open(photo).save(png)
     assert 64 <= min(read_pixels(png, reduce_to=64).shape[:2]) < 128  # not a JPEG: Pillow's box reduce after decoding
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "I;16", "L"])
+def test_every_mode_can_be_reduced_while_decoding(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "big.png"
+    image = Image.fromarray(RNG.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    (image.convert(mode) if mode != "I;16" else Image.fromarray(np.tile(RAMP16, (8, 8)))).save(path)
+    reduced = read_pixels(path, reduce_to=50)
+    assert 50 <= min(reduced.shape[:2]) < 100 and reduced.dtype == np.uint8
+
+
+def test_a_transparent_colour_key_is_composited_on_white_too(tmp_path: Path) -> None:
+    gray = np.full((20, 20), 90, np.uint8)
+    gray[:5] = 0
+    Image.fromarray(gray).save(tmp_path / "keyed.png", transparency=0)  # a tRNS chunk, no alpha channel
+    pixels = read_pixels(tmp_path / "keyed.png")
+    assert (pixels[:5] == BACKGROUND).all() and (pixels[5:] == 90).all()

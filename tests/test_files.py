@@ -125,3 +125,20 @@ def test_files_are_replaced_whole(tmp_path: Path) -> None:
         write_arrays(tmp_path / "preview.npz", {"a": Unwritable()})
     assert np.load(tmp_path / "preview.npz")["a"].tolist() == [0, 1, 2]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["preview.npz", "scores.json"]
+
+
+def test_a_lock_file_linked_elsewhere_is_refused_and_its_target_left_alone(tmp_path: Path) -> None:
+    victim = tmp_path / "authorized_keys"
+    victim.write_text("keep")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / ".exp.lock").symlink_to(victim)  # what a crafted checkout could hold
+    with pytest.raises(AeganError, match=r"cannot use .*\.exp\.lock as a lock file .*; remove it and run again"):
+        with claim(tmp_path / "models" / "exp"):
+            pass
+    assert victim.read_text() == "keep"
+
+
+def test_a_published_folder_is_an_ordinary_one(tmp_path: Path) -> None:
+    with staged_dir(tmp_path / "out") as staging:
+        (staging / "a").write_text("a")
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755

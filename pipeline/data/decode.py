@@ -55,9 +55,10 @@ def read_pixels(file: Path | IO[bytes], reduce_to: int | None = None) -> np.ndar
         if reduce_to and image.format == "JPEG":
             image.draft(image.mode, (reduce_to, reduce_to))  # a power-of-two reduction keeping both sides >= reduce_to
         image = ImageOps.exif_transpose(image)  # decodes; portrait photos stand up
-        if reduce_to and (factor := min(image.size) // reduce_to) >= 2:
-            image = image.reduce(factor)
-        return _to_uint8(image)
+        pixels = _to_uint8(image)
+        if reduce_to and (factor := min(pixels.shape[:2]) // reduce_to) >= 2:  # on 8 bits: `reduce` takes no palette
+            pixels = np.asarray(Image.fromarray(pixels).reduce(factor))
+        return pixels
 
 
 def decode_image(file: Path | IO[bytes], name: str, reduce_to: int | None = None) -> np.ndarray:
@@ -158,8 +159,10 @@ def _to_uint8(image: Image.Image) -> np.ndarray:
         if values.size and not (np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0):
             raise BadImage("floating-point pixels outside [0, 1]: their range is unknown; save it as 8- or 16-bit")
         return np.rint(values * 255.0).astype(np.uint8)
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if "transparency" in image.info and mode in ("P", "L", "RGB"):  # a tRNS colour: transparent like alpha 0
+        image = image.convert("LA" if mode == "L" else "RGBA")
+    elif mode == "P":
+        image = image.convert("RGB")
     elif mode in ("1", "L"):
         return np.asarray(image.convert("L"))
     if image.mode in _ALPHA:
