@@ -133,7 +133,14 @@ def new_file(path: Path) -> Iterator[Path]:
     try:
         yield partial
         os.chmod(partial, 0o644)  # mkstemp makes it private; outputs are ordinary files
+        with partial.open("rb+") as written:  # on disk before the rename: after a power loss, old or new, not empty
+            os.fsync(written.fileno())
         os.replace(partial, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # and the rename itself
+        finally:
+            os.close(folder)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
