@@ -9,7 +9,7 @@ earns a model in evaluation:
 |---------------|---------------------------------|-----------------------------------------|--------------------------|
 | `Encodes`     | `encode(x[, condition])`        | linear label probe; restores by encoder | interpolation strips     |
 | `Samples`     | `sample(count, generator)`      | FCD on a labelled dataset               | samples.png              |
-| `Conditioned` | `conditioned_on = "label"`      | transfer accuracy                       | transfer_to_<label>.png  |
+| conditioned   | `conditioned_on = "label"`      | transfer accuracy                       | transfer_to_<label>.png  |
 |               | `conditioned_on = "image"`      | colour_from_latent (colour images)      | interpolation strips     |
 | `ScoresItself`| `scores()`                      | its own (PCA's explained variance)      |                          |
 | `Eigenimages` | `eigenimages(count)`            | PSNR against components                 | eigenimages.png          |
@@ -21,7 +21,7 @@ reaches with `output_range` (default [0, 1]).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -44,10 +44,6 @@ class ScoresItself(Protocol):
 @runtime_checkable
 class Eigenimages(Protocol):
     def eigenimages(self, count: int) -> torch.Tensor: ...
-
-
-class Conditioned(Protocol):
-    conditioned_on: ClassVar[str]  # "label" or "image"
 
 
 ABILITIES = {"encodes": Encodes, "samples": Samples, "scores itself": ScoresItself, "eigenimages": Eigenimages}
@@ -75,7 +71,7 @@ def draws_eigenimages(model: Any) -> bool:
 
 
 def condition_of(model: Any) -> str | None:
-    """"label", "image", or None for a model that reads the image alone."""
+    """What a conditional model reads beside the image (its `conditioned_on`: "label" or "image"), or None."""
     return getattr(model, "conditioned_on", None)
 
 

@@ -14,7 +14,6 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -31,15 +30,6 @@ _ALPHA = {"LA", "La", "PA", "RGBA", "RGBa"}
 
 class BadImage(DataError):
     """A file that cannot be used as an image; the message is the reason alone."""
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What the header says, before any pixel is decoded."""
-
-    width: int
-    height: int
-    transparent: bool
 
 
 def read_pixels(file: Path | IO[bytes], reduce_to: int | None = None) -> np.ndarray:
@@ -69,13 +59,13 @@ def decode_image(file: Path | IO[bytes], name: str, reduce_to: int | None = None
         raise DataError(f"cannot use image {name} ({error}); remove or replace it, then rerun") from None
 
 
-def shape_of(file: Path) -> Shape:
-    """Width, height (as displayed, EXIF orientation applied) and transparency, from the header only."""
+def shape_of(file: Path) -> tuple[int, int]:
+    """Width and height as displayed (EXIF orientation applied), from the header only."""
     with _opened(file) as image:
         width, height = image.size
         if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientations that swap the sides
             width, height = height, width
-        return Shape(width, height, image.mode in _ALPHA or "transparency" in image.info)
+        return width, height
 
 
 def screen(files: list[tuple[Path, str]], min_side: int, max_aspect: float) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -92,12 +82,12 @@ def screen(files: list[tuple[Path, str]], min_side: int, max_aspect: float) -> t
     usable, refused = [], []
     for path, name in files:
         try:
-            shape = shape_of(path)
-            short, long = sorted((shape.width, shape.height))
+            width, height = shape_of(path)
+            short, long = sorted((width, height))
             if short < min_side:
-                raise BadImage(f"{shape.width}×{shape.height}: a side below min_side {min_side}")
+                raise BadImage(f"{width}×{height}: a side below min_side {min_side}")
             if long / short > max_aspect:
-                raise BadImage(f"{shape.width}×{shape.height}: aspect ratio {long / short:.1f} above max_aspect {max_aspect:g}")
+                raise BadImage(f"{width}×{height}: aspect ratio {long / short:.1f} above max_aspect {max_aspect:g}")
             read_pixels(path)  # a truncated file only shows itself when decoded
         except BadImage as error:
             refused.append((name, str(error)))
