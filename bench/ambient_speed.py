@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from pipeline.config import load_params
-from pipeline.evaluation.search import LatentSearch, clock, latent_search
-from pipeline.device import resolve_device
-from pipeline.experiment import load_trained, resolve
 from pipeline.data.tensors import load_tensors
+from pipeline.device import resolve_device
+from pipeline.evaluation.search import LatentSearch, clock, latent_search
+from pipeline.experiment import load_trained, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,9 @@ def main() -> None:
         task = resolve(params, search_name).task
         test = load_tensors(ROOT / "data" / "prepared" / params.experiment(search_name).dataset, "test", task, device)
         count = min(args.batch, len(test["labels"]))
-        batch = task.batch(test, torch.arange(count, device=device), torch.Generator(device).manual_seed(params.base.seed))
+        batch = task.batch(
+            test, torch.arange(count, device=device), torch.Generator(device).manual_seed(params.base.seed)
+        )
         encoder_model, _ = load_trained(ROOT / "models" / ambient_name, device)
         search_model, _ = load_trained(ROOT / "models" / search_name, device)
         encoder_passes, encoded = timed(lambda: encoder_model(batch.input).image, args.repeats, device)
@@ -60,26 +62,43 @@ def main() -> None:
         def record(seconds: float, images: torch.Tensor) -> None:
             curve.append((seconds, float((images.clamp(0, 1) - batch.target).pow(2).mean())))
 
-        search_passes, searched = timed(lambda: latent_search(search_model, batch.input, task.search_measure(batch), task.search),
-                                        args.repeats, device)  # fmt: skip
+        search_passes, searched = timed(
+            lambda: latent_search(search_model, batch.input, task.search_measure(batch), task.search),
+            args.repeats,
+            device,
+        )
         encoder_seconds, search_seconds = encoder_passes[0], search_passes[0]
         latent_search(search_model, batch.input, task.search_measure(batch), task.search, trace=record)
         encoder_error = float((encoded.clamp(0, 1) - batch.target).pow(2).mean())
         search_error = float((searched.clamp(0, 1) - batch.target).pow(2).mean())
         reached = next((seconds for seconds, error in curve if error <= encoder_error), None)
         print(f"{ambient_name} vs {search_name} ({task.forward}, {count} images, {device}):")
-        print(f"  ambient encoder+decoder {1000 * encoder_seconds / count:.4f} ms/image (slowest pass {1000 * encoder_passes[-1] / count:.4f}), "
-              f"MSE {encoder_error:.4f}")
-        print(f"  ACSG, {task.search.steps} steps  {1000 * search_seconds / count:.3f} ms/image (slowest pass {1000 * search_passes[-1] / count:.3f}), "
-              f"MSE {search_error:.4f}")
-        print(f"  ratio of the fastest passes {search_seconds / encoder_seconds:.0f}x per image "
-              f"(of the slowest {search_passes[-1] / encoder_passes[-1]:.0f}x)")
-        print("  ACSG reaches the encoder's MSE " + (f"after {1000 * reached / count:.3f} ms/image" if reached else "never within its steps"))
+        print(
+            f"  ambient encoder+decoder {1000 * encoder_seconds / count:.4f} ms/image (slowest pass "
+            f"{1000 * encoder_passes[-1] / count:.4f}), "
+            f"MSE {encoder_error:.4f}"
+        )
+        print(
+            f"  ACSG, {task.search.steps} steps  {1000 * search_seconds / count:.3f} ms/image (slowest pass "
+            f"{1000 * search_passes[-1] / count:.3f}), "
+            f"MSE {search_error:.4f}"
+        )
+        print(
+            f"  ratio of the fastest passes {search_seconds / encoder_seconds:.0f}x per image "
+            f"(of the slowest {search_passes[-1] / encoder_passes[-1]:.0f}x)"
+        )
+        print(
+            "  ACSG reaches the encoder's MSE "
+            + (f"after {1000 * reached / count:.3f} ms/image" if reached else "never within its steps")
+        )
         seed_search = LatentSearch()  # the seed's: discriminator features, a fresh θ every step
         seeded = latent_search(search_model, batch.input, batch.measure, seed_search)
         random = search_model.sample(count, torch.Generator(device).manual_seed(params.base.seed))
-        print(f"  the seed's search (features, fresh θ) MSE {float((seeded.clamp(0, 1) - batch.target).pow(2).mean()):.4f}; "
-              f"a random sample's {float((random - batch.target).pow(2).mean()):.4f}")
+        print(
+            "  the seed's search (features, fresh θ) MSE "
+            f"{float((seeded.clamp(0, 1) - batch.target).pow(2).mean()):.4f}; "
+            f"a random sample's {float((random - batch.target).pow(2).mean()):.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ print(json.dumps({{"seconds": seconds, "peak_mib": peak_kib / 1024}}))
 
 def child(project: Path, photo: Path, mode: str) -> dict:
     code = CHILD.format(root=str(ROOT))
-    result = subprocess.run([sys.executable, "-c", code, str(project), str(photo), mode], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(project), str(photo), mode], capture_output=True, text=True
+    )
     if result.returncode:
         raise SystemExit(f"{mode} run failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -77,9 +79,14 @@ def main() -> None:
     for mode, run in runs.items():
         print(f"{mode:<10}{run['seconds']:>10.2f}{run['peak_mib']:>10.0f}")
     reduced, full = runs["reduced"], runs["full"]
-    print(f"reduced / full: time {reduced['seconds'] / full['seconds']:.3f}×, peak memory {reduced['peak_mib'] / full['peak_mib']:.2f}×")
-    print(f"targets: ≤ 5 s ({'met' if reduced['seconds'] <= 5 else 'missed'}), "
-          f"≤ 300 MB ({'met' if reduced['peak_mib'] * 1.048576 <= 300 else 'missed'})")
+    print(
+        f"reduced / full: time {reduced['seconds'] / full['seconds']:.3f}×, peak memory "
+        f"{reduced['peak_mib'] / full['peak_mib']:.2f}×"
+    )
+    print(
+        f"targets: ≤ 5 s ({'met' if reduced['seconds'] <= 5 else 'missed'}), "
+        f"≤ 300 MB ({'met' if reduced['peak_mib'] * 1.048576 <= 300 else 'missed'})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Peak memory of the prepare stage on generated image folders of growing size (it works in chunks, so it should stay flat).
+"""Peak memory of the prepare stage on generated image folders of growing size.
+
+It works in chunks, so the peak should stay flat.
 
     python bench/prepare_memory.py [--sizes 5000 20000] [--image-size 64]
 
@@ -42,7 +44,7 @@ print(json.dumps({{"peak_mib": peak_kib / 1024,
 
 
 def make_folder(folder: Path, count: int, side: int) -> None:
-    """`count` smooth random colour JPEGs of side×side pixels in 10 class sub-folders (cheap to write, real to decode)."""
+    """`count` smooth colour JPEGs of side×side pixels in 10 class sub-folders: cheap to write, real to decode."""
     rng = np.random.default_rng(0)
     for index in range(count):
         coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
@@ -67,16 +69,24 @@ def main() -> None:
             made = time.perf_counter() - started
             child = subprocess.run(
                 [sys.executable, "-c", CHILD.format(root=str(ROOT)), str(folder), str(work), str(args.image_size)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             result = json.loads(child.stdout.strip().splitlines()[-1])
             results.append((count, result))
-            print(f"{count:>7} images ({args.source_side}px JPEG -> {args.image_size}px, views gray+edges+lab, add_noise): "
-                  f"peak {result['peak_mib']:7.1f} MiB, prepare {result['seconds']:6.1f} s (folder written in {made:.1f} s)")  # fmt: skip
+            print(
+                f"{count:>7} images ({args.source_side}px JPEG -> {args.image_size}px, views gray+edges+lab, "
+                "add_noise): "
+                f"peak {result['peak_mib']:7.1f} MiB, prepare {result['seconds']:6.1f} s (folder written in "
+                f"{made:.1f} s)"
+            )
     smallest = results[0][1]["peak_mib"]
     for count, result in results[1:]:
-        print(f"peak memory at {count} images / at {results[0][0]}: {result['peak_mib'] / smallest:.2f}x "
-              f"for {count / results[0][0]:.1f}x the images")  # fmt: skip
+        print(
+            f"peak memory at {count} images / at {results[0][0]}: {result['peak_mib'] / smallest:.2f}x "
+            f"for {count / results[0][0]:.1f}x the images"
+        )
 
 
 if __name__ == "__main__":

@@ -22,15 +22,15 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import load_params  # noqa: E402
-from pipeline.data.prepare import prepare_dataset  # noqa: E402
-from pipeline.data.sources import fetch  # noqa: E402
-from pipeline.data.store import load_split  # noqa: E402
-from pipeline.models import build_model  # noqa: E402
-from pipeline.data.tensors import load_tensors  # noqa: E402
-from pipeline.tasks import Batch, build_task  # noqa: E402
-from pipeline.training.loop import autocast, fit  # noqa: E402
-from pipeline.training.updates import ReconstructionUpdate  # noqa: E402
+from pipeline.config import load_params
+from pipeline.data.prepare import prepare_dataset
+from pipeline.data.sources import fetch
+from pipeline.data.store import load_split
+from pipeline.data.tensors import load_tensors
+from pipeline.models import build_model
+from pipeline.tasks import Batch, build_task
+from pipeline.training.loop import autocast, fit
+from pipeline.training.updates import ReconstructionUpdate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def build(params, device, width: int | None):
 
 
 def time_aegan(params, prepared: Path, device, epochs: int, batch_size: int, precision: str, width) -> float:
-    model, update = build(params, device, width)
+    _model, update = build(params, device, width)
     task = build_task("reconstruct")
     arrays = load_tensors(prepared, "train", task, device)
     generator = torch.Generator(device).manual_seed(0)
@@ -82,7 +82,7 @@ def time_aegan(params, prepared: Path, device, epochs: int, batch_size: int, pre
 
 
 def time_dataloader(params, prepared: Path, device, epochs, batch_size, precision, width, dataset=ItemDataset) -> float:
-    model, update = build(params, device, width)
+    _model, update = build(params, device, width)
     train = load_split(prepared, "train")
     loader = DataLoader(dataset(train["images"], train["labels"]), batch_size=batch_size, shuffle=True)
 
@@ -132,12 +132,24 @@ def main() -> None:
             seed_style.append(time_dataloader(params, *setting, dataset=PilItemDataset))
     ours_median, plain_median, seed_median = (statistics.median(v) for v in (ours, plain, seed_style))
     width = args.width or params.experiment("ae_digits").model.args["width"]
-    print(f"device {device} ({torch.get_num_threads()} threads), precision {args.precision}, batch {batch_size}, "
-          f"{args.epochs} epochs x {args.repeats} repeats, conv_ae width {width} on digits 28x28")  # fmt: skip
-    print(f"aegan loop (device tensor, index batches): {ours_median:10.0f} images/s  (runs: {[round(v) for v in ours]})")
-    print(f"plain DataLoader loop (per-item dataset):  {plain_median:10.0f} images/s  (runs: {[round(v) for v in plain]})")
-    print(f"DataLoader, PIL image per item (seeds):    {seed_median:10.0f} images/s  (runs: {[round(v) for v in seed_style]})")
-    print(f"ratio vs lean DataLoader: {ours_median / plain_median:.2f}x; vs seed-style DataLoader: {ours_median / seed_median:.2f}x")
+    print(
+        f"device {device} ({torch.get_num_threads()} threads), precision {args.precision}, batch {batch_size}, "
+        f"{args.epochs} epochs x {args.repeats} repeats, conv_ae width {width} on digits 28x28"
+    )
+    print(
+        f"aegan loop (device tensor, index batches): {ours_median:10.0f} images/s  (runs: {[round(v) for v in ours]})"
+    )
+    print(
+        f"plain DataLoader loop (per-item dataset):  {plain_median:10.0f} images/s  (runs: {[round(v) for v in plain]})"
+    )
+    print(
+        f"DataLoader, PIL image per item (seeds):    {seed_median:10.0f} images/s  (runs: "
+        f"{[round(v) for v in seed_style]})"
+    )
+    print(
+        f"ratio vs lean DataLoader: {ours_median / plain_median:.2f}x; vs seed-style DataLoader: "
+        f"{ours_median / seed_median:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import parse_params  # noqa: E402
-from pipeline.data.prepare import prepare_dataset  # noqa: E402
-from pipeline.data.sources import fetch  # noqa: E402
-from pipeline.evaluation.evaluate import evaluate_experiment  # noqa: E402
-from pipeline.training.run import train_experiment  # noqa: E402
+from pipeline.config import parse_params
+from pipeline.data.prepare import prepare_dataset
+from pipeline.data.sources import fetch
+from pipeline.evaluation.evaluate import evaluate_experiment
+from pipeline.training.run import train_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_MSE = {"1ch": 0.000923, "3ch": 0.001350, "dae": 0.002301}  # the seed notebook's test MSEs
@@ -41,15 +41,33 @@ RUNS = {  # name: (channels, task, model, epochs); batch 10 and Adam 1e-3 throug
 
 def params_for(folder: Path, runs: list[str]) -> dict:
     datasets = {
-        f"utrecht_{c}ch": {"source": "folder", "path": str(folder), "image_size": 128, "channels": c, "test_fraction": 0.25}
+        f"utrecht_{c}ch": {
+            "source": "folder",
+            "path": str(folder),
+            "image_size": 128,
+            "channels": c,
+            "test_fraction": 0.25,
+        }
         for c in (1, 3)
     }
     experiments = {
-        name: {"study": "utrecht", "dataset": f"utrecht_{channels}ch", "task": task, "model": model,
-               "update": {"lr": 1.0e-3}, "train": {"epochs": epochs, "batch_size": 10}}
-        for name, (channels, task, model, epochs) in RUNS.items() if name in runs
-    }  # fmt: skip
-    return {"base": {"seed": 0, "device": "auto"}, "datasets": datasets, "studies": ["utrecht"], "experiments": experiments}
+        name: {
+            "study": "utrecht",
+            "dataset": f"utrecht_{channels}ch",
+            "task": task,
+            "model": model,
+            "update": {"lr": 1.0e-3},
+            "train": {"epochs": epochs, "batch_size": 10},
+        }
+        for name, (channels, task, model, epochs) in RUNS.items()
+        if name in runs
+    }
+    return {
+        "base": {"seed": 0, "device": "auto"},
+        "datasets": datasets,
+        "studies": ["utrecht"],
+        "experiments": experiments,
+    }
 
 
 def main() -> None:
@@ -64,17 +82,25 @@ def main() -> None:
         for name in params.datasets:
             if any(e.dataset == name for e in params.experiments.values()):
                 fetch(name, params.dataset(name), root / "raw" / name, root / "downloads")
-                prepare_dataset(name, params.dataset(name), root / "raw" / name, root / "prepared" / name, params.base.seed)
+                prepare_dataset(
+                    name, params.dataset(name), root / "raw" / name, root / "prepared" / name, params.base.seed
+                )
         for name, experiment in params.experiments.items():
             folders = {"prepared_dir": root / "prepared" / experiment.dataset, "model_dir": root / "models" / name}
             started = time.perf_counter()
-            train_experiment(params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name)
+            train_experiment(
+                params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name
+            )
             seconds = time.perf_counter() - started
-            summary, per_image, _, _ = evaluate_experiment(params, name, **folders, classifier_dir=root / "no-classifier",
-                                                           figures_dir=root / "figures" / name)  # fmt: skip
+            summary, per_image, _, _ = evaluate_experiment(
+                params, name, **folders, classifier_dir=root / "no-classifier", figures_dir=root / "figures" / name
+            )
             mse = float(np.mean(10 ** (-per_image["psnr"] / 10)))  # per-image MSE from PSNR (data range 1)
-            print(f"{name:9} {mse:9.6f}  {SEED_MSE[name.split('_')[1]]:9.6f}  {summary['psnr_mean']:9.2f}  "
-                  f"{summary['ssim_mean']:9.4f}  {seconds:7.0f}", flush=True)  # fmt: skip
+            print(
+                f"{name:9} {mse:9.6f}  {SEED_MSE[name.split('_')[1]]:9.6f}  {summary['psnr_mean']:9.2f}  "
+                f"{summary['ssim_mean']:9.4f}  {seconds:7.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

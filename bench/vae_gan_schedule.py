@@ -1,6 +1,6 @@
 """The vae_gan study's generative models at k times their default epochs: FCD against training length.
 
-    python bench/vae_gan_schedule.py --factor 4        # after `dvc repro` (needs data/prepared/digits and the classifier)
+    python bench/vae_gan_schedule.py --factor 4  # after `dvc repro` (needs data/prepared/digits and the classifier)
 
 Trains each named experiment of params.yaml with its epochs multiplied by `factor`, into a temporary
 folder (nothing in the project changes; MLflow runs go to a throw-away store unless MLFLOW_TRACKING_URI
@@ -22,7 +22,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT = ["linear_gan_digits", "linear_wgan_digits", "conv_vae_digits", "dcgan_digits", "wgan_gp_digits", "vae_wgan_digits"]
+DEFAULT = [
+    "linear_gan_digits",
+    "linear_wgan_digits",
+    "conv_vae_digits",
+    "dcgan_digits",
+    "wgan_gp_digits",
+    "vae_wgan_digits",
+]
 
 
 def main() -> None:
@@ -55,11 +62,24 @@ def run(factor: int, names: list[str], scratch: Path, figure: Path | None) -> No
     for name in names:
         dataset = params.experiment(name).dataset
         folders = {"prepared_dir": ROOT / "data/prepared" / dataset, "model_dir": scratch / name}
-        summary = train_experiment(params, name, **folders, plots_dir=scratch / "plots" / name,
-                                   checkpoint_path=scratch / "checkpoints" / name / "last.pt")  # fmt: skip
-        scores, _, _, _ = evaluate_experiment(params, name, **folders, classifier_dir=ROOT / "models/classifiers" / dataset,
-                                              figures_dir=scratch / "figures" / name)  # fmt: skip
-        print(f"{name:<22} {params.experiment(name).train.epochs:>6} {summary['train_seconds']:>8.1f} {scores.get('fcd', np.nan):>7.1f}")
+        summary = train_experiment(
+            params,
+            name,
+            **folders,
+            plots_dir=scratch / "plots" / name,
+            checkpoint_path=scratch / "checkpoints" / name / "last.pt",
+        )
+        scores, _, _, _ = evaluate_experiment(
+            params,
+            name,
+            **folders,
+            classifier_dir=ROOT / "models/classifiers" / dataset,
+            figures_dir=scratch / "figures" / name,
+        )
+        print(
+            f"{name:<22} {params.experiment(name).train.epochs:>6} {summary['train_seconds']:>8.1f} "
+            f"{scores.get('fcd', np.nan):>7.1f}"
+        )
         model, _ = load_trained(scratch / name, torch.device("cpu"))
         rows.append(to_numpy(draw_samples(model, 12, params.base.seed)))
     if figure:

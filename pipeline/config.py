@@ -9,6 +9,7 @@ run for the experiment a stage is about to run, and for all of them by `aegan ch
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -60,15 +61,38 @@ Fraction = Annotated[float, Bounds(0, 1)]  # probabilities, labels of a smoothed
 Decay = Annotated[float, Bounds(0, 1, open_high=True)]  # a moving average's decay: 1 would never move
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # dataset, experiment and study names: never a path
-MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size", "condition_channels")  # filled from the task and dataset, not params
+MODEL_SHAPE_KEYS = (
+    "in_channels",
+    "out_channels",
+    "image_size",
+    "condition_channels",
+)  # filled from the task and dataset, not params
 
 # The registries' names (pipeline.models.MODELS, pipeline.tasks.TASKS, pipeline.forward.FORWARD_MODELS), written
 # out so that reading params.yaml costs no torch; tests/test_config.py keeps them equal to the registries.
-MODEL_NAMES = frozenset({
-    "pca", "conv_ae", "seed_conv_ae", "conv_vae", "linear_ae", "linear_vae", "linear_gan", "linear_wgan", "dcgan",
-    "wgan_gp", "vae_wgan", "colorizer", "colorizer_unet", "unet", "pix2pix", "conditional_aegan",
-    "image_conditional_aegan", "ambient_vaegan", "ambient_gan",
-})  # fmt: skip
+MODEL_NAMES = frozenset(
+    {
+        "pca",
+        "conv_ae",
+        "seed_conv_ae",
+        "conv_vae",
+        "linear_ae",
+        "linear_vae",
+        "linear_gan",
+        "linear_wgan",
+        "dcgan",
+        "wgan_gp",
+        "vae_wgan",
+        "colorizer",
+        "colorizer_unet",
+        "unet",
+        "pix2pix",
+        "conditional_aegan",
+        "image_conditional_aegan",
+        "ambient_vaegan",
+        "ambient_gan",
+    }
+)
 TASK_NAMES = frozenset({"reconstruct", "denoise", "generate", "colorize", "translate", "transfer", "restore"})
 FORWARD_NAMES = frozenset({"drop_independent", "drop_patch", "keep_patch", "add_noise", "blur_add_noise"})
 
@@ -91,14 +115,18 @@ class DatasetConfig:
     channels: Literal[1, 3] = 1
     # ignored by sources with an official split (mnist, fashion_mnist, celeba)
     test_fraction: Annotated[float, Bounds(0, 1, open_low=True, open_high=True)] = 0.2
-    limit: Annotated[int, Bounds(2)] | None = None  # keep at most this many images (train and test together): 2 = one each
+    limit: Annotated[int, Bounds(2)] | None = (
+        None  # keep at most this many images (train and test together): 2 = one each
+    )
     count: Size = 2000  # photos: number of random crops
     path: str | None = None  # folder: a local directory or archive of images
     url: str | None = None  # folder: archive URL; other downloadable sources: a mirror to use instead
     checksum: str | None = None  # "sha256:<hex>" or "md5:<hex>" for `url` (folder archives)
-    # folder: files that cannot be used are skipped (or fail the download) and listed in data/prepared/<name>/skipped.csv
+    # folder: files that cannot be used are skipped (or fail the download), listed in data/prepared/<name>/skipped.csv
     min_side: Size = 16  # folder: a shorter side below this would be enlarged into blur
-    max_aspect: Annotated[float, Bounds(1)] = 2.0  # folder: long / short side above this: the centre crop keeps a sliver
+    max_aspect: Annotated[float, Bounds(1)] = (
+        2.0  # folder: long / short side above this: the centre crop keeps a sliver
+    )
     on_bad_image: Literal["skip", "fail"] = "skip"
     views: tuple[Literal["gray", "edges", "lab"], ...] = ()
     edge_sigma: Positive = 1.0  # Gaussian sigma of the Canny detector
@@ -119,7 +147,9 @@ class TrainConfig:
 
     epochs: Size = 10
     batch_size: Size = 64
-    log_every: Size = 50  # steps between reading losses back from the device (NaN check, progress); MLflow gets them every 5 s
+    log_every: Size = (
+        50  # steps between reading losses back from the device (NaN check, progress); MLflow gets them every 5 s
+    )
 
 
 @dataclass(frozen=True)
@@ -153,7 +183,10 @@ class FiguresConfig:
     columns: Size = 8  # images per row in comparison grids
     frames: Annotated[int, Bounds(2)] = 16  # images per latent interpolation strip: both ends at least
     interpolation_pairs: tuple[tuple[Index, Index], ...] = ((0, 1), (4, 9), (10, 19))  # test-split indices
-    transfer_targets: tuple[Index, ...] = (5, 4)  # labels the first columns² test images are decoded with, as the seed's figures
+    transfer_targets: tuple[Index, ...] = (
+        5,
+        4,
+    )  # labels the first columns² test images are decoded with, as the seed's figures
 
 
 @dataclass(frozen=True)
@@ -267,11 +300,17 @@ def _pick(table: Mapping[str, Any], name: str, section: str) -> Any:
 def _check(params: Params) -> Params:
     """Cross-check what params.yaml alone can judge: names against the registries' names, ranges, pairings.
     What needs the library (a model's constructor, a task's defaults) is `pipeline.experiment`'s to check."""
-    for section, keys in (("datasets", params.datasets), ("experiments", params.experiments), ("studies", params.studies)):
+    for section, keys in (
+        ("datasets", params.datasets),
+        ("experiments", params.experiments),
+        ("studies", params.studies),
+    ):
         for key in keys:  # each becomes a folder name: data/raw/<dataset>, models/<experiment>, reports/<study>
             if not PLAIN_NAME.fullmatch(key):
-                raise ConfigError(f"{section}: {key!r} is not a plain name; a name that becomes a folder may hold only "
-                                  "letters, digits, _ and -")  # fmt: skip
+                raise ConfigError(
+                    f"{section}: {key!r} is not a plain name; a name that becomes a folder may hold only "
+                    "letters, digits, _ and -"
+                )
     for name, dataset in params.datasets.items():
         where = f"datasets.{name}"
         if dataset.source == "folder" and not (dataset.path or dataset.url):
@@ -286,7 +325,9 @@ def _check(params: Params) -> Params:
     for name, experiment in params.experiments.items():
         where = f"experiments.{name}"
         if experiment.study not in params.studies:
-            raise ConfigError(f"{where}.study: unknown study {experiment.study!r}; choose one of {', '.join(params.studies)}")
+            raise ConfigError(
+                f"{where}.study: unknown study {experiment.study!r}; choose one of {', '.join(params.studies)}"
+            )
         if experiment.dataset not in params.datasets:
             choices = ", ".join(sorted(params.datasets))
             raise ConfigError(f"{where}.dataset: unknown dataset {experiment.dataset!r}; choose one of {choices}")
@@ -301,7 +342,9 @@ def _check(params: Params) -> Params:
             raise ConfigError(f"experiments.{reserved}: the name is reserved for the pipeline's own outputs; rename it")
     for study in params.studies:
         if study == "classifiers":  # metrics/classifiers/ holds the classifiers' metrics
-            raise ConfigError("studies: 'classifiers' is reserved for the classifier stage's outputs; choose another name")
+            raise ConfigError(
+                "studies: 'classifiers' is reserved for the classifier stage's outputs; choose another name"
+            )
         if not any(e.study == study for e in params.experiments.values()):
             raise ConfigError(f"studies: {study!r} has no experiment; add one or remove the study")
     return params
@@ -326,7 +369,9 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields), key=str)  # YAML keys may be numbers
     if unknown:
-        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key; valid keys are {', '.join(fields)}")
+        raise ConfigError(
+            f"{where + '.' if where else ''}{unknown[0]}: unknown key; valid keys are {', '.join(fields)}"
+        )
     hints = typing.get_type_hints(cls, include_extras=True)
     values = {}
     for name, spec in fields.items():
@@ -391,10 +436,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return types.MappingProxyType({str(k): _coerce(item, v, f"{where}.{k}") for k, v in value.items()})
     if hint is float:
         if isinstance(value, str):  # YAML reads `1e-3` (no dot) as a string
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:

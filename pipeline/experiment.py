@@ -70,25 +70,37 @@ def resolve(params: Params, name: str) -> Experiment:
         if wanted is None:
             raise ConfigError(f"{where}.task.name: {config.model.name} is conditioned on {given}s; use task transfer")
         reads = f"is conditioned on {given}s" if given else "reads no condition"
-        raise ConfigError(f"{where}.model.name: {config.model.name} {reads}; {wanted} conditions need one of {', '.join(conditional)}")
+        raise ConfigError(
+            f"{where}.model.name: {config.model.name} {reads}; {wanted} conditions need one of {', '.join(conditional)}"
+        )
     if task.restores:  # the dataset must prepare the copies, the model suit the mode
         if task.forward not in dataset.forward:
-            raise ConfigError(f"{where}.task.forward: dataset {config.dataset} prepares no {task.forward} copies; "
-                              f"add {task.forward} under datasets.{config.dataset}.forward")  # fmt: skip
+            raise ConfigError(
+                f"{where}.task.forward: dataset {config.dataset} prepares no {task.forward} copies; "
+                f"add {task.forward} under datasets.{config.dataset}.forward"
+            )
         if task.supervised and not capabilities.encodes(model_class):
-            raise ConfigError(f"{where}.task.supervised: {config.model.name} has no encoder to learn a restoration with; "
-                              "a generator trains on the measurements (remove supervised)")  # fmt: skip
+            raise ConfigError(
+                f"{where}.task.supervised: {config.model.name} has no encoder to learn a restoration with; "
+                "a generator trains on the measurements (remove supervised)"
+            )
     decoder_only = capabilities.samples(model_class) and not capabilities.encodes(model_class)
     if task.reconstructs and decoder_only and not task.searches_latent:  # a decoder-only model restores by search
-        raise ConfigError(f"{where}.task.name: {config.model.name} maps noise to images, not images to images; use task generate")
+        raise ConfigError(
+            f"{where}.task.name: {config.model.name} maps noise to images, not images to images; use task generate"
+        )
     reach = capabilities.output_range(model_class)
     if task.reconstructs and reach != task.target_range:
-        raise ConfigError(f"{where}.model.name: {config.model.name}'s outputs lie in {list(reach)} but task "
-                          f"{config.task.name} needs {list(task.target_range)}; pick a model made for the task")  # fmt: skip
+        raise ConfigError(
+            f"{where}.model.name: {config.model.name}'s outputs lie in {list(reach)} but task "
+            f"{config.task.name} needs {list(task.target_range)}; pick a model made for the task"
+        )
     beyond = [t for t in params.figures.transfer_targets if wanted == "label" and t >= task.classes]
     if beyond:
-        raise ConfigError(f"figures.transfer_targets: {beyond[0]} is not a label of {where}'s {task.classes} classes; "
-                          f"pick targets below {task.classes}")  # fmt: skip
+        raise ConfigError(
+            f"figures.transfer_targets: {beyond[0]} is not a label of {where}'s {task.classes} classes; "
+            f"pick targets below {task.classes}"
+        )
     if not task.reconstructs and not capabilities.samples(model_class):
         raise ConfigError(f"{where}.task.name: {config.model.name} cannot sample; use task reconstruct")
     typed = dataclasses.replace(
@@ -116,8 +128,10 @@ def load_trained(model_dir: Path, device: torch.device) -> tuple[nn.Module, dict
         model.load_state_dict(saved["state_dict"])
         run = json.loads((model_dir / RUN_FILE).read_text())
     except Exception as error:  # damaged, from other model code, or not a model file at all
-        raise TrainingError(f"{model_dir} does not hold a model this code can load ({first_line(error)}); "
-                            f"run `dvc repro --force train@{model_dir.name}`") from None  # fmt: skip
+        raise TrainingError(
+            f"{model_dir} does not hold a model this code can load ({first_line(error)}); "
+            f"run `dvc repro --force train@{model_dir.name}`"
+        ) from None
     return model.eval(), run
 
 

@@ -66,7 +66,9 @@ def claim(target: Path, wait: bool = False) -> Iterator[None]:
         fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(handle)
-        raise BusyError(f"another run is writing {target} (it holds {lock}); wait for it to finish or stop it") from None
+        raise BusyError(
+            f"another run is writing {target} (it holds {lock}); wait for it to finish or stop it"
+        ) from None
     os.ftruncate(handle, 0)
     os.write(handle, f"{os.getpid()}\n".encode())  # who holds it, for a user who wonders
     _held[key] = handle

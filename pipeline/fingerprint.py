@@ -22,8 +22,12 @@ KINDS = ("download", "prepare", "classify", "train", "evaluate", "report")  # th
 def imported_names(file: Path) -> set[str]:
     """Every `pipeline.…` name `file` imports (a module, or a module's member), outside `if TYPE_CHECKING:`."""
     tree = ast.parse(file.read_text())
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                   for n in ast.walk(node)}  # fmt: skip
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     names: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -52,7 +56,10 @@ def stage_files(root: Path, kind: str) -> list[Path]:
 
 def fingerprint(root: Path, kind: str) -> str:
     """`<sha256>  <path>` per line, for every file `aegan <kind>` can run."""
-    return "".join(f"{hashlib.sha256((root / path).read_bytes()).hexdigest()}  {path.as_posix()}\n" for path in stage_files(root, kind))
+    return "".join(
+        f"{hashlib.sha256((root / path).read_bytes()).hexdigest()}  {path.as_posix()}\n"
+        for path in stage_files(root, kind)
+    )
 
 
 def write_fingerprints(root: Path, out_dir: Path) -> list[Path]:

@@ -9,14 +9,14 @@ import torch
 from PIL import Image
 
 from pipeline.config import ConfigError, Params
-from pipeline.data.prepare import derive_view
 from pipeline.data.decode import decode_image
+from pipeline.data.prepare import derive_view
 from pipeline.data.views import standardise
+from pipeline.device import resolve_device
 from pipeline.errors import DataError
+from pipeline.experiment import load_trained, resolve
 from pipeline.files import new_file
 from pipeline.images import to_numpy, to_uint8
-from pipeline.device import resolve_device
-from pipeline.experiment import load_trained, resolve
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -49,10 +49,15 @@ def apply_to_file(params: Params, name: str, *, model_dir: Path, image_path: Pat
     images = task.from_file(images, dataset.forward)  # a restore task reads the file as the distorted image
     device = resolve_device(params.base.device)
     model, _ = load_trained(model_dir, device)
-    arrays = {key: torch.from_numpy(value).to(device) for key, value in {"images": images, "labels": np.array([-1]), **views}.items()}
+    arrays = {
+        key: torch.from_numpy(value).to(device)
+        for key, value in {"images": images, "labels": np.array([-1]), **views}.items()
+    }
     with torch.no_grad():
         output = task.predict(model, task.given(arrays, torch.arange(1, device=device)))
     result = to_uint8(to_numpy(output))[0]  # (S, S, C)
     with new_file(out_path) as partial:  # nothing half-written stays behind
-        Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result).save(partial, format=FORMATS[out_path.suffix.lower()])
+        Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result).save(
+            partial, format=FORMATS[out_path.suffix.lower()]
+        )
     return result

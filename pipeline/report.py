@@ -18,7 +18,9 @@ from pipeline.figures import grid, save_png
 from pipeline.files import staged_dir, write_text
 from pipeline.studies import Study, study_for
 
-COMPARISON = "comparison"  # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
+COMPARISON = (
+    "comparison"  # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
+)
 
 
 def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Path) -> pd.DataFrame:
@@ -69,11 +71,19 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
             raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
         scores = json.loads(path.read_text())
         rows.append(
-            {"experiment": name, "model": experiment.model.name, "dataset": experiment.dataset,
-             "task": experiment.task.name, "latent_dim": experiment.model.args.get("latent_dim", ""), **scores}
-        )  # fmt: skip
+            {
+                "experiment": name,
+                "model": experiment.model.name,
+                "dataset": experiment.dataset,
+                "task": experiment.task.name,
+                "latent_dim": experiment.model.args.get("latent_dim", ""),
+                **scores,
+            }
+        )
         record = load_record(metrics_dir, study, name)
-        if "forward" in record:  # a restore experiment: its forward model and method, as evaluate read them off its task
+        if (
+            "forward" in record
+        ):  # a restore experiment: its forward model and method, as evaluate read them off its task
             rows[-1]["forward"], rows[-1]["method"] = record["forward"], record["method"]
     extras = study_for(study)
     rows += extras.rows(params, rows)
@@ -84,8 +94,14 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
         floors = json.loads(path.read_text())
         common = {"model": "real images", "dataset": dataset, "task": "", "latent_dim": ""}
         rows.append({"experiment": "test half vs test half", **common, "fcd": floors["fcd_test_halves"]})
-        rows.append({"experiment": "train vs test", **common, "fcd": floors["fcd_train"],
-                     "fcd_samples": floors["train_images_for_fcd_train"]})  # fmt: skip
+        rows.append(
+            {
+                "experiment": "train vs test",
+                **common,
+                "fcd": floors["fcd_train"],
+                "fcd_samples": floors["train_images_for_fcd_train"],
+            }
+        )
     table = pd.DataFrame(rows)
     for column in extras.key_columns:
         if column in table:  # the real-image rows have none
@@ -124,7 +140,10 @@ def load_preview(path: Path, name: str) -> dict[str, np.ndarray]:
     if not path.exists():
         raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
     with np.load(path) as arrays:
-        return {part: arrays[part].astype(np.float32) / (255.0 if arrays[part].dtype == np.uint8 else 1.0) for part in arrays.files}
+        return {
+            part: arrays[part].astype(np.float32) / (255.0 if arrays[part].dtype == np.uint8 else 1.0)
+            for part in arrays.files
+        }
 
 
 def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, table_files: list[Path]) -> list[str]:
@@ -141,14 +160,19 @@ def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, 
         scores = json.loads((metrics_dir / study / f"{name}.json").read_text())
         figures = sorted((reports_dir / study / name).iterdir()) if (reports_dir / study / name).is_dir() else []
         evaluation = [metrics_dir / study / f"{name}{suffix}" for suffix in (".json", ".csv")]
-        if not store.log_evaluation(load_record(metrics_dir, study, name), scores, {"figures": figures, "evaluation": evaluation}):
+        if not store.log_evaluation(
+            load_record(metrics_dir, study, name), scores, {"figures": figures, "evaluation": evaluation}
+        ):
             missing.append(name)
     with store.start_run(experiment=study, name=f"{study} table", tags={"dvc.stage": f"report@{study}"}) as run:
         for path in table_files:
             run.log_artifact(path, "table")
     if missing:
-        print(f"note: the MLflow runs of {', '.join(missing)} are not in this tracking store (results pulled from "
-              "elsewhere?); their evaluations are in metrics/ and reports/ only", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: the MLflow runs of {', '.join(missing)} are not in this tracking store (results pulled from "
+            "elsewhere?); their evaluations are in metrics/ and reports/ only",
+            file=sys.stderr,
+        )
     return missing
 
 
@@ -169,8 +193,10 @@ def to_markdown(
     if "explained_variance_total" in table:
         shown["explained variance"] = [f"{v:.3f}" if pd.notna(v) else "" for v in table["explained_variance_total"]]
     if "label_probe_accuracy" in table:  # a linear classifier reading the label off the latent; chance beside it
-        shown["label probe"] = [f"{a:.3f} (chance {c:.3f})" if pd.notna(a) else ""
-                                for a, c in zip(table["label_probe_accuracy"], table["label_probe_chance"])]  # fmt: skip
+        shown["label probe"] = [
+            f"{a:.3f} (chance {c:.3f})" if pd.notna(a) else ""
+            for a, c in zip(table["label_probe_accuracy"], table["label_probe_chance"])
+        ]
     for column, values in extras.score_columns(table).items():
         shown[column] = values
     if "fcd" in table:
@@ -185,5 +211,7 @@ def to_markdown(
         shown["images"] = [f"{v:.0f}" if pd.notna(v) else "" for v in table["images"]]
     text = f"# {title}\n\n{shown.to_markdown(index=False)}\n"
     if figures:
-        text += "\n## Side by side\n\n" + "".join(f"- `{file}`, rows top to bottom: {', '.join(rows)}\n" for file, rows in figures.items())
+        text += "\n## Side by side\n\n" + "".join(
+            f"- `{file}`, rows top to bottom: {', '.join(rows)}\n" for file, rows in figures.items()
+        )
     return text

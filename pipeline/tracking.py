@@ -37,7 +37,9 @@ def git_commit() -> str:
     """The commit the run's code came from, with `-dirty` when the work tree has uncommitted changes."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty.strip() else "")
@@ -94,7 +96,9 @@ class Store:
                 pass  # gone from the store (another database, or purged): start a fresh run rather than fail
         found = self.client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
-        run = self.client.create_run(experiment_id, run_name=name, tags={**tags, "mlflow.source.git.commit": git_commit()})
+        run = self.client.create_run(
+            experiment_id, run_name=name, tags={**tags, "mlflow.source.git.commit": git_commit()}
+        )
         return Run(self.client, run.info.run_id, created=True)
 
     def log_evaluation(self, record: dict[str, Any], scores: dict[str, float], files: dict[str, list[Path]]) -> bool:

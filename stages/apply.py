@@ -15,7 +15,8 @@ def apply(
     experiment: Annotated[str, typer.Argument(help="a trained experiment whose task maps images to images")],
     image: Annotated[Path, typer.Argument(help="a PNG or JPEG file", dir_okay=False)],
     out: Annotated[
-        Path | None, typer.Option(help="where to write the result (.png or .jpg); default <image>_<experiment>.png here")
+        Path | None,
+        typer.Option(help="where to write the result (.png or .jpg); default <image>_<experiment>.png here"),
     ] = None,
     params: ParamsOption = "params.yaml",
 ) -> None:

@@ -1,4 +1,6 @@
-"""`aegan check`: every check of params.yaml, including those that need the library, for every experiment (not a DVC stage)."""
+"""`aegan check`: every check of params.yaml, those that need the library too, for every experiment.
+
+Not a DVC stage."""
 
 from typing import Annotated
 
@@ -12,7 +14,9 @@ app = typer.Typer(add_completion=False)
 @app.command()
 def check(
     params: ParamsOption = "params.yaml",
-    data: Annotated[bool, typer.Option("--data", help="also check every prepared array against its manifest's sha256")] = False,
+    data: Annotated[
+        bool, typer.Option("--data", help="also check every prepared array against its manifest's sha256")
+    ] = False,
 ) -> None:
     """Check params.yaml as every stage would before it runs: keys, types and names, then each experiment's
     settings against its model, task and update rule (built weightless), and each dataset's forward models.

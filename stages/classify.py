@@ -27,8 +27,10 @@ def classify(
             summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
             write_text(scores, json.dumps(summary, indent=2) + "\n")
         if summary["labelled"]:
-            typer.echo(f"classifier {dataset}: test accuracy {summary['accuracy']:.4f}, "
-                       f"FCD test halves {summary['fcd_test_halves']:.3g}, train vs test {summary['fcd_train']:.3g}")  # fmt: skip
+            typer.echo(
+                f"classifier {dataset}: test accuracy {summary['accuracy']:.4f}, "
+                f"FCD test halves {summary['fcd_test_halves']:.3g}, train vs test {summary['fcd_train']:.3g}"
+            )
         else:
             typer.echo(f"{dataset} has no labels: no classifier, so its models get no FCD")
 

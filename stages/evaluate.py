@@ -5,7 +5,18 @@ from typing import Annotated
 
 import typer
 
-from stages.common import CLASSIFIERS, METRICS, MODELS, PREPARED, REPORTS, ParamsOption, load, outputs, user_errors, work
+from stages.common import (
+    CLASSIFIERS,
+    METRICS,
+    MODELS,
+    PREPARED,
+    REPORTS,
+    ParamsOption,
+    load,
+    outputs,
+    user_errors,
+    work,
+)
 
 app = typer.Typer(add_completion=False)
 
@@ -27,9 +38,13 @@ def evaluate(
         out = METRICS / settings.study / experiment  # .json, .csv, .npz and .run.json: one lock for the four
         with outputs(out, REPORTS / settings.study / experiment), work():
             summary, per_image, preview, record = evaluate_experiment(
-                config, experiment, prepared_dir=PREPARED / settings.dataset, model_dir=MODELS / experiment,
-                classifier_dir=CLASSIFIERS / settings.dataset, figures_dir=REPORTS / settings.study / experiment,
-            )  # fmt: skip
+                config,
+                experiment,
+                prepared_dir=PREPARED / settings.dataset,
+                model_dir=MODELS / experiment,
+                classifier_dir=CLASSIFIERS / settings.dataset,
+                figures_dir=REPORTS / settings.study / experiment,
+            )
             write_text(out.with_suffix(".csv"), per_image.to_csv(index=False))
             write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
             write_arrays(out.with_suffix(".npz"), preview)

@@ -22,9 +22,14 @@ def prepare(
         settings = config.dataset(dataset)
         with outputs(PREPARED / dataset), work():
             manifest = prepare_dataset(dataset, settings, RAW / dataset, PREPARED / dataset, config.base.seed)
-            typer.echo(f"prepared {dataset}: {manifest['counts']['train']} train, {manifest['counts']['test']} test images"
-                       + (f"; skipped {manifest['skipped']} files, listed in {PREPARED / dataset / 'skipped.csv'}"
-                          if manifest["skipped"] else ""))
+            typer.echo(
+                f"prepared {dataset}: {manifest['counts']['train']} train, {manifest['counts']['test']} test images"
+                + (
+                    f"; skipped {manifest['skipped']} files, listed in {PREPARED / dataset / 'skipped.csv'}"
+                    if manifest["skipped"]
+                    else ""
+                )
+            )
 
 
 if __name__ == "__main__":

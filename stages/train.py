@@ -23,7 +23,11 @@ def train(
         model_dir, plots_dir, checkpoints = MODELS / experiment, PLOTS / experiment, CHECKPOINTS / experiment
         with outputs(model_dir, plots_dir, checkpoints):
             summary = train_experiment(
-                config, experiment, prepared_dir=PREPARED / dataset, model_dir=model_dir, plots_dir=plots_dir,
+                config,
+                experiment,
+                prepared_dir=PREPARED / dataset,
+                model_dir=model_dir,
+                plots_dir=plots_dir,
                 checkpoint_path=checkpoints / "last.pt",
             )
         typer.echo(f"trained {experiment} in {summary['train_seconds']:.1f} s (MLflow run {summary['run_id']})")

@@ -11,7 +11,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 UTRECHT = SHARED_DATA / "utrecht"  # the seed's ECVP Utrecht faces, beside the project
-needs_faces = pytest.mark.skipif(not UTRECHT.is_dir(), reason=f"{UTRECHT} (the ECVP Utrecht faces) is not on this machine")
+needs_faces = pytest.mark.skipif(
+    not UTRECHT.is_dir(), reason=f"{UTRECHT} (the ECVP Utrecht faces) is not on this machine"
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -41,8 +43,15 @@ def repo_params() -> dict:
 
 def utrecht_faces(views: list[str]) -> dict:
     """The Utrecht faces through the generic folder source at 32 px (the seed's 91 / 31 split), with `views`."""
-    return {"source": "folder", "path": str(UTRECHT), "image_size": 32, "channels": 3,
-            "test_fraction": 0.25, "views": views, "edge_sigma": 1.0}  # fmt: skip
+    return {
+        "source": "folder",
+        "path": str(UTRECHT),
+        "image_size": 32,
+        "channels": 3,
+        "test_fraction": 0.25,
+        "views": views,
+        "edge_sigma": 1.0,
+    }
 
 
 def build_project(raw: dict, root: Path):
@@ -60,7 +69,9 @@ def build_project(raw: dict, root: Path):
         prepare_dataset(name, dataset, root / "raw" / name, root / "prepared" / name, seed=params.base.seed)
     for name, experiment in params.experiments.items():
         folders = {"prepared_dir": root / "prepared" / experiment.dataset, "model_dir": root / "models" / name}
-        train_experiment(params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name / "last.pt")
+        train_experiment(
+            params, name, **folders, plots_dir=root / "plots" / name, checkpoint_path=root / "ck" / name / "last.pt"
+        )
     return params
 
 

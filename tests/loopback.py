@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-HTML_PAGE = b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users</body></html>"
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users</body></html>"
+)
 
 
 @dataclass
@@ -75,7 +77,7 @@ def _handler_for(state: Loopback) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             path = self.path.split("?")[0].lstrip("/")
             with lock:
                 state.requests.append((path, self.headers.get("Range")))
@@ -123,4 +125,4 @@ def _handler_for(state: Loopback) -> type[BaseHTTPRequestHandler]:
 def _range_start(header: str | None) -> int:
     if not header or not header.startswith("bytes=") or not header.endswith("-"):
         return 0
-    return int(header[len("bytes="):-1])
+    return int(header[len("bytes=") : -1])

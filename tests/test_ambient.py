@@ -4,6 +4,7 @@ the non-learned baselines, the seed's tiled protocol and the study report."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 
 import numpy as np
@@ -32,8 +33,13 @@ FAST = {"lr": 1.0e-3, "decoder_weight": 1.0, "kl_weight": 0.01}
 def ambient_params(**experiments: dict) -> dict:
     raw = tiny_params()
     raw["studies"] = ["ambient"]
-    base = {"study": "ambient", "dataset": "digits", "model": {"name": "ambient_vaegan", "width": 4, "latent_dim": 8},
-            "update": FAST, "train": {"epochs": 2, "batch_size": 32}}  # fmt: skip
+    base = {
+        "study": "ambient",
+        "dataset": "digits",
+        "model": {"name": "ambient_vaegan", "width": 4, "latent_dim": 8},
+        "update": FAST,
+        "train": {"epochs": 2, "batch_size": 32},
+    }
     raw["experiments"] = {name: {**copy.deepcopy(base), **settings} for name, settings in experiments.items()}
     return raw
 
@@ -93,7 +99,9 @@ def _clean_images_replaced(monkeypatch, seen: list[torch.Tensor]) -> None:
     def load(folder, split, task, device):
         arrays = real_load(folder, split, task, device)
         seen.append(arrays["images"].clone())
-        arrays["images"] = torch.randint(0, 256, arrays["images"].shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+        arrays["images"] = torch.randint(
+            0, 256, arrays["images"].shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(5)
+        )
         return arrays
 
     monkeypatch.setattr(training_run, "load_tensors", load)
@@ -101,8 +109,14 @@ def _clean_images_replaced(monkeypatch, seen: list[torch.Tensor]) -> None:
 
 def _train(params: dict, name: str, root) -> dict[str, torch.Tensor]:
     parsed = parse_params(params)
-    train_experiment(parsed, name, prepared_dir=root["prepared"], model_dir=root["out"] / name, plots_dir=root["out"] / "plots" / name,
-                     checkpoint_path=root["out"] / "checkpoints" / f"{name}.pt")  # fmt: skip
+    train_experiment(
+        parsed,
+        name,
+        prepared_dir=root["prepared"],
+        model_dir=root["out"] / name,
+        plots_dir=root["out"] / "plots" / name,
+        checkpoint_path=root["out"] / "checkpoints" / f"{name}.pt",
+    )
     return torch.load(root["out"] / name / "model.pt", weights_only=True)["state_dict"]
 
 
@@ -208,26 +222,37 @@ def test_latent_search_finds_what_the_generator_can_draw():
     theta = drop.observed(measured)
     rows: list[tuple[float, float]] = []
     search = LatentSearch(steps=150, lr=0.1, feature_weight=0.0, pixel_weight=1.0, prior_weight=1e-4, theta="observed")
-    found = latent_search(model, measured, lambda images: drop.apply(images, theta), search,
-                          trace=lambda seconds, images: rows.append((seconds, float((images - truth).pow(2).mean()))))  # fmt: skip
+    found = latent_search(
+        model,
+        measured,
+        lambda images: drop.apply(images, theta),
+        search,
+        trace=lambda seconds, images: rows.append((seconds, float((images - truth).pow(2).mean()))),
+    )
     with torch.no_grad():
         random = model.decode(torch.randn(16, 6, generator=torch.Generator().manual_seed(9)))
     error = float((found - truth).pow(2).mean())
     assert error < 0.1 * float((random - truth).pow(2).mean())
     assert len(rows) == 151 and rows[-1][1] == pytest.approx(error, rel=1e-5)
-    assert all(a[0] <= b[0] for a, b in zip(rows, rows[1:]))  # cumulative time
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(rows))  # cumulative time
     with pytest.raises(ValueError, match="feature_weight or pixel_weight"):
         LatentSearch(feature_weight=0.0, pixel_weight=0.0)
 
 
 def test_non_learned_baselines_restore_a_smooth_image():
     side = torch.linspace(-1, 1, 28)
-    smooth = torch.exp(-(side[:, None] ** 2 + side[None, :] ** 2) * 2)[None, None].repeat(4, 1, 1, 1) * 0.8 + 0.1  # (4, 1, 28, 28)
+    smooth = (
+        torch.exp(-(side[:, None] ** 2 + side[None, :] ** 2) * 2)[None, None].repeat(4, 1, 1, 1) * 0.8 + 0.1
+    )  # (4, 1, 28, 28)
     truth = smooth.permute(0, 2, 3, 1).numpy()
     from pipeline.evaluation.metrics import psnr
 
     gains = {}
-    for forward, settings in (("drop_independent", {"p": 0.5}), ("add_noise", {"sigma": 0.2}), ("blur_add_noise", {"sigma": 0.2})):
+    for forward, settings in (
+        ("drop_independent", {"p": 0.5}),
+        ("add_noise", {"sigma": 0.2}),
+        ("blur_add_noise", {"sigma": 0.2}),
+    ):
         task = Restore(forward=forward)
         task.bind(settings)
         measured = task.operator(smooth, torch.Generator().manual_seed(3)).permute(0, 2, 3, 1).numpy()
@@ -243,9 +268,13 @@ def test_the_seed_protocol_tiles_64_images_and_scores_ssim_over_range_two():
     scores = task.tiled_scores(guess, truth)
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    tiled = lambda images: np.concatenate([np.concatenate(list(row), axis=1) for row in images.reshape(8, 8, 6, 6, 1)], axis=0)  # noqa: E731
+    def tiled(images: np.ndarray) -> np.ndarray:  # (64, 6, 6, 1) -> one (48, 48, 1) picture
+        return np.concatenate([np.concatenate(list(row), axis=1) for row in images.reshape(8, 8, 6, 6, 1)])
+
     assert scores["tiled_psnr"] == pytest.approx(peak_signal_noise_ratio(tiled(truth), tiled(guess), data_range=1.0))
-    wide = structural_similarity(tiled(truth).astype(np.float64), tiled(guess).astype(np.float64), data_range=2.0, channel_axis=-1)
+    wide = structural_similarity(
+        tiled(truth).astype(np.float64), tiled(guess).astype(np.float64), data_range=2.0, channel_axis=-1
+    )
     assert scores["tiled_ssim"] == pytest.approx(wide)
     assert scores["tiled_ssim"] > structural_similarity(tiled(truth), tiled(guess), data_range=1.0, channel_axis=-1)
     assert task.tiled_scores(guess[:63], truth[:63]) == {}
@@ -254,17 +283,32 @@ def test_the_seed_protocol_tiles_64_images_and_scores_ssim_over_range_two():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"task": {"name": "restore", "forward": "blur_add_noise"}}, "experiments.bad.task.forward: dataset digits prepares no blur_add_noise"),
-        ({"task": {"name": "restore"}, "model": {"name": "conv_ae"}, "update": {}}, "experiments.bad.task.supervised: conv_ae learns from clean targets"),
-        ({"task": {"name": "restore", "search": {"theta": "known"}}}, "experiments.bad.task.search.theta: 'known' is not valid"),
-        ({"task": {"name": "restore", "supervised": True}, "model": {"name": "ambient_gan"}, "update": {}},
-         "experiments.bad.task.supervised: ambient_gan has no encoder"),
+        (
+            {"task": {"name": "restore", "forward": "blur_add_noise"}},
+            "experiments.bad.task.forward: dataset digits prepares no blur_add_noise",
+        ),
+        (
+            {"task": {"name": "restore"}, "model": {"name": "conv_ae"}, "update": {}},
+            "experiments.bad.task.supervised: conv_ae learns from clean targets",
+        ),
+        (
+            {"task": {"name": "restore", "search": {"theta": "known"}}},
+            "experiments.bad.task.search.theta: 'known' is not valid",
+        ),
+        (
+            {"task": {"name": "restore", "supervised": True}, "model": {"name": "ambient_gan"}, "update": {}},
+            "experiments.bad.task.supervised: ambient_gan has no encoder",
+        ),
     ],
 )
 def test_restore_settings_that_cannot_work_are_refused(settings, message):
     with pytest.raises(ConfigError, match=message):
         checked(ambient_params(bad=settings))
-    checked(ambient_params(good={"task": {"name": "restore", "supervised": True}, "model": {"name": "conv_ae"}, "update": {}}))
+    checked(
+        ambient_params(
+            good={"task": {"name": "restore", "supervised": True}, "model": {"name": "conv_ae"}, "update": {}}
+        )
+    )
 
 
 def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits, digit_classifier):
@@ -272,16 +316,25 @@ def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits
     raw = ambient_params(
         ambient={"task": {"name": "restore"}},
         supervised={"task": {"name": "restore", "supervised": True}},
-        acsg={"task": {"name": "restore", "search": search}, "model": {"name": "ambient_gan", "width": 4, "latent_dim": 8},
-              "update": {"lr_generator": 1.0e-3, "lr_critic": 1.0e-3}},
-    )  # fmt: skip
+        acsg={
+            "task": {"name": "restore", "search": search},
+            "model": {"name": "ambient_gan", "width": 4, "latent_dim": 8},
+            "update": {"lr_generator": 1.0e-3, "lr_critic": 1.0e-3},
+        },
+    )
     params = parse_params(raw)
     root = {"prepared": prepared_digits / "digits", "out": tmp_path}
     metrics = tmp_path / "metrics"
     for name in params.experiments:
         _train(raw, name, root)
-        summary, table, preview, record = evaluate_experiment(params, name, prepared_dir=root["prepared"], model_dir=tmp_path / name,
-                                                              classifier_dir=digit_classifier[0], figures_dir=tmp_path / "figures" / name)  # fmt: skip
+        summary, table, preview, record = evaluate_experiment(
+            params,
+            name,
+            prepared_dir=root["prepared"],
+            model_dir=tmp_path / name,
+            classifier_dir=digit_classifier[0],
+            figures_dir=tmp_path / "figures" / name,
+        )
         (metrics / "ambient").mkdir(parents=True, exist_ok=True)
         (metrics / "ambient" / f"{name}.json").write_text(json.dumps(summary))
         (metrics / "ambient" / f"{name}.run.json").write_text(json.dumps(record))
@@ -297,7 +350,9 @@ def test_the_study_table_sets_the_methods_side_by_side(tmp_path, prepared_digits
     assert list(rows["method"].iloc[:5]) == ["ambient", "supervised", "ACSG", "non-learned", "distorted input"]
     ambient = json.loads((metrics / "ambient" / "ambient.json").read_text())
     acsg = json.loads((metrics / "ambient" / "acsg.json").read_text())
-    assert rows.loc["ambient", "acsg_time_ratio"] == pytest.approx(acsg["seconds_per_image"] / ambient["seconds_per_image"])
+    assert rows.loc["ambient", "acsg_time_ratio"] == pytest.approx(
+        acsg["seconds_per_image"] / ambient["seconds_per_image"]
+    )
     assert rows.loc["ambient", "acsg_time_ratio"] > 5  # 20 search steps cost far more than one encoder pass
     assert rows.loc["non-learned (drop_independent)", "psnr_mean"] == ambient["baseline_psnr_mean"]
     assert rows.loc["distorted input (drop_independent)", "psnr_mean"] == ambient["input_psnr_mean"]
@@ -364,8 +419,8 @@ def test_the_ambient_update_resumes_its_learning_rate_schedule():
 def test_apply_scales_a_drop_independent_file_as_prepare_scaled_its_copies(tmp_path, prepared_digits):
     from PIL import Image
 
-    from pipeline.inference import apply_to_file
     from pipeline.data.tensors import load_tensors
+    from pipeline.inference import apply_to_file
 
     raw = ambient_params(ambient={"task": {"name": "restore"}})
     params = parse_params(raw)
@@ -375,8 +430,13 @@ def test_apply_scales_a_drop_independent_file_as_prepare_scaled_its_copies(tmp_p
     copy_ = test["drop_independent"][:1].float()  # (1, 28, 28, 1): kept pixels scaled by 1/(1 − 0.5)
     pixels = (copy_[0, ..., 0] * 0.5 * 255).round().clamp(0, 255).to(torch.uint8).numpy()  # what a file can hold
     Image.fromarray(pixels).save(tmp_path / "measured.png")
-    written = apply_to_file(params, "ambient", model_dir=tmp_path / "ambient", image_path=tmp_path / "measured.png",
-                            out_path=tmp_path / "restored.png")  # fmt: skip
+    written = apply_to_file(
+        params,
+        "ambient",
+        model_dir=tmp_path / "ambient",
+        image_path=tmp_path / "measured.png",
+        out_path=tmp_path / "restored.png",
+    )
     model, _ = load_trained(tmp_path / "ambient", torch.device("cpu"))
     with torch.no_grad():
         direct = model(torch.from_numpy(pixels).float()[None, None] / 255 / 0.5).image

@@ -10,13 +10,24 @@ from tests.conftest import ROOT
 
 EXPECTED = {  # every family: a new one must say here what it can do, which is what it will be scored and drawn by
     "pca": ["encodes", "scores itself", "eigenimages"],
-    "conv_ae": ["encodes"], "seed_conv_ae": ["encodes"], "linear_ae": ["encodes"],
-    "conv_vae": ["encodes", "samples"], "linear_vae": ["encodes", "samples"], "vae_wgan": ["encodes", "samples"],
-    "linear_gan": ["samples"], "linear_wgan": ["samples"], "dcgan": ["samples"], "wgan_gp": ["samples"],
-    "colorizer": [], "colorizer_unet": [], "unet": [], "pix2pix": [],
+    "conv_ae": ["encodes"],
+    "seed_conv_ae": ["encodes"],
+    "linear_ae": ["encodes"],
+    "conv_vae": ["encodes", "samples"],
+    "linear_vae": ["encodes", "samples"],
+    "vae_wgan": ["encodes", "samples"],
+    "linear_gan": ["samples"],
+    "linear_wgan": ["samples"],
+    "dcgan": ["samples"],
+    "wgan_gp": ["samples"],
+    "colorizer": [],
+    "colorizer_unet": [],
+    "unet": [],
+    "pix2pix": [],
     "conditional_aegan": ["encodes", "conditioned on label"],
     "image_conditional_aegan": ["encodes", "conditioned on image"],
-    "ambient_vaegan": ["encodes", "samples"], "ambient_gan": ["samples"],
+    "ambient_vaegan": ["encodes", "samples"],
+    "ambient_gan": ["samples"],
 }  # fmt: skip -- one family per cell reads as the table it is
 
 

@@ -51,10 +51,13 @@ def mixed_folder(folder: Path) -> dict[str, str]:
     save(Image.fromarray(rgb[:8, :8]), folder / "tiny.png")
     tifffile.imwrite(folder / "hdr.tif", RAMP16.astype(np.float32) / 1000)  # floats up to 65: range unknown
     return {
-        "truncated.png": "cannot be decoded", "empty.jpg": "not an image Pillow can read",
-        "notes.png": "not an image Pillow can read", "sliver.png": "128×7: a side below min_side 16",
-        "tiny.png": "8×8: a side below min_side 16", "hdr.tif": "floating-point pixels outside [0, 1]",
-    }  # fmt: skip
+        "truncated.png": "cannot be decoded",
+        "empty.jpg": "not an image Pillow can read",
+        "notes.png": "not an image Pillow can read",
+        "sliver.png": "128×7: a side below min_side 16",
+        "tiny.png": "8×8: a side below min_side 16",
+        "hdr.tif": "floating-point pixels outside [0, 1]",
+    }
 
 
 def test_a_mixed_folder_is_screened_in_one_pass_and_every_mode_keeps_its_range(tmp_path: Path) -> None:
@@ -70,8 +73,17 @@ def test_a_mixed_folder_is_screened_in_one_pass_and_every_mode_keeps_its_range(t
         assert row["path"] == str(tmp_path / "mine" / name)  # the user's file, not our copy of it
         assert row["reason"].startswith(refused[name]), row
     kept = sorted(path.name for path in (tmp_path / "raw").iterdir() if not path.name.startswith("."))
-    assert kept == ["alpha.png", "cmyk.jpg", "deep16.png", "gray.png", "palette.png", "portrait.jpg", "rgb.png",
-                    "rgb48.tif", "unit_float.tif"]  # fmt: skip
+    assert kept == [
+        "alpha.png",
+        "cmyk.jpg",
+        "deep16.png",
+        "gray.png",
+        "palette.png",
+        "portrait.jpg",
+        "rgb.png",
+        "rgb48.tif",
+        "unit_float.tif",
+    ]
     assert manifest["counts"]["train"] + manifest["counts"]["test"] == len(kept)
 
     raw = open_raw(config, tmp_path / "raw", seed=0)
@@ -82,8 +94,13 @@ def test_a_mixed_folder_is_screened_in_one_pass_and_every_mode_keeps_its_range(t
     assert np.abs(pixels["rgb48.tif"][..., 0].astype(int) - expected16).max() <= 1  # Pillow keeps the high byte
     np.testing.assert_array_equal(pixels["unit_float.tif"], np.rint(RAMP16.astype(np.float32) / 65535 * 255))
     assert (pixels["alpha.png"][:, :16] == BACKGROUND).all()  # transparent: composited on white
-    np.testing.assert_array_equal(pixels["alpha.png"][:, 16:], np.asarray(Image.open(tmp_path / "mine/rgb.png"))[:, 16:])
-    assert pixels["palette.png"].shape == (32, 32, 3) and len(np.unique(pixels["palette.png"].reshape(-1, 3), axis=0)) <= 16
+    np.testing.assert_array_equal(
+        pixels["alpha.png"][:, 16:], np.asarray(Image.open(tmp_path / "mine/rgb.png"))[:, 16:]
+    )
+    assert (
+        pixels["palette.png"].shape == (32, 32, 3)
+        and len(np.unique(pixels["palette.png"].reshape(-1, 3), axis=0)) <= 16
+    )
     red = pixels["cmyk.jpg"].reshape(-1, 3).mean(0)
     assert red[0] > 200 and red[1] < 60 and red[2] < 60, red
     assert pixels["portrait.jpg"].shape == (24, 32, 3)  # turned as the EXIF tag says
@@ -92,8 +109,11 @@ def test_a_mixed_folder_is_screened_in_one_pass_and_every_mode_keeps_its_range(t
 def test_on_bad_image_fail_stops_the_download_naming_the_files(tmp_path: Path) -> None:
     mixed_folder(tmp_path / "mine")
     config = DatasetConfig(source="folder", path=str(tmp_path / "mine"), on_bad_image="fail")
-    with pytest.raises(DataError, match=r"^datasets.mine: 6 images cannot be used \(.*empty.jpg: not an image .*; "
-                                        r"fix or remove them, or set datasets.mine.on_bad_image: skip"):
+    with pytest.raises(
+        DataError,
+        match=r"^datasets.mine: 6 images cannot be used \(.*empty.jpg: not an image .*; "
+        r"fix or remove them, or set datasets.mine.on_bad_image: skip",
+    ):
         fetch("mine", config, tmp_path / "raw", tmp_path / "downloads")
     assert not (tmp_path / "raw").exists()
 
@@ -101,16 +121,26 @@ def test_on_bad_image_fail_stops_the_download_naming_the_files(tmp_path: Path) -
 def test_a_folder_with_nothing_usable_says_so(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "a.png").write_text("no")
-    with pytest.raises(DataError, match=r"datasets.mine: none of the 1 images can be used \(first: .*a.png: not an image"):
-        fetch("mine", DatasetConfig(source="folder", path=str(tmp_path / "mine")), tmp_path / "raw", tmp_path / "downloads")
+    with pytest.raises(
+        DataError, match=r"datasets.mine: none of the 1 images can be used \(first: .*a.png: not an image"
+    ):
+        fetch(
+            "mine",
+            DatasetConfig(source="folder", path=str(tmp_path / "mine")),
+            tmp_path / "raw",
+            tmp_path / "downloads",
+        )
 
 
 def test_a_decompression_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
     Image.new("1", (10_000, 9_000)).save(bomb)  # 90 megapixels of one colour: a few kilobytes on disk
     assert bomb.stat().st_size < 100_000
-    with pytest.raises(DataError, match=r"^cannot use image .*bomb.png \(more than 89,478,485 pixels: refused as a "
-                                        r"possible decompression bomb\); remove or replace it"):
+    with pytest.raises(
+        DataError,
+        match=r"^cannot use image .*bomb.png \(more than 89,478,485 pixels: refused as a "
+        r"possible decompression bomb\); remove or replace it",
+    ):
         decode_image(bomb, str(bomb))
 
 

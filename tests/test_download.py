@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import stat
 import tarfile
 import zipfile
@@ -179,8 +180,16 @@ def tar_with(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> Callab
         (tar_with("abs-link", tarfile.SYMTYPE, "/etc/passwd"), "abs-link"),
         (tar_with("hard", tarfile.LNKTYPE, "../evil.txt"), "hard"),
     ],
-    ids=["zip-dotdot", "zip-absolute", "zip-symlink", "tar-dotdot", "tar-absolute", "tar-symlink", "tar-abs-symlink",
-         "tar-hardlink"],
+    ids=[
+        "zip-dotdot",
+        "zip-absolute",
+        "zip-symlink",
+        "tar-dotdot",
+        "tar-absolute",
+        "tar-symlink",
+        "tar-abs-symlink",
+        "tar-hardlink",
+    ],
 )
 def test_unsafe_members_are_refused_and_nothing_is_written(
     tmp_path: Path, build: Callable[[Path], Path], member: str
@@ -201,7 +210,10 @@ def test_safe_archives_are_extracted_whole(tmp_path: Path, build: Callable[[Path
     target.mkdir()
     (target / "stale.txt").write_text("from an earlier run")
     extract(build(tmp_path), target)
-    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == ["data/x.txt", "good/ok.txt"]
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == [
+        "data/x.txt",
+        "good/ok.txt",
+    ]
     assert (target / "good" / "ok.txt").read_bytes() == b"fine"
 
 
@@ -209,6 +221,6 @@ def test_corrupt_archive_is_reported(tmp_path: Path) -> None:
     archive = tmp_path / "broken.tar.gz"
     tar_with("data/x.txt")(tmp_path).rename(archive)
     archive.write_bytes(archive.read_bytes()[:40])
-    with pytest.raises(DataError, match="broken.tar.gz"):
+    with pytest.raises(DataError, match=re.escape("broken.tar.gz")):
         extract(archive, tmp_path / "raw")
     assert leftovers(tmp_path) == ["broken.tar.gz"]

@@ -26,7 +26,9 @@ def test_every_stage_depends_on_its_kinds_code_list_and_on_no_code_file():
     for kind in KINDS:
         deps = STAGES[kind]["do"]["deps"]
         assert f"data/code/{kind}.txt" in deps
-        assert not [dep for dep in deps if dep.startswith(("pipeline", "stages"))], kind  # one entry in dvc.lock, not twenty
+        assert not [dep for dep in deps if dep.startswith(("pipeline", "stages"))], (
+            kind
+        )  # one entry in dvc.lock, not twenty
 
 
 def test_the_scan_follows_imports_inside_functions_and_through_packages():
@@ -34,29 +36,49 @@ def test_the_scan_follows_imports_inside_functions_and_through_packages():
     assert "pipeline/training/run.py" in train  # imported in the command's body
     assert "pipeline/models/gan.py" in evaluate  # through the registry in pipeline/models/__init__.py
     assert "pipeline/tracking.py" in report  # imported inside pipeline.report.log_study
-    assert not {path for path in evaluate if "training" in path or path == "pipeline/tracking.py"}  # evaluate runs no training code
+    assert not {
+        path for path in evaluate if "training" in path or path == "pipeline/tracking.py"
+    }  # evaluate runs no training code
     assert not {path for path in report if "/models/" in path or "/training/" in path}
 
 
 def _loaded_project_files(kind: str, args: list[str], cwd: Path) -> set[str]:
     """The project files a real `aegan <kind> …` had loaded when it ended (it may fail for want of data)."""
-    code = ("import atexit, json, sys\n"
-            "atexit.register(lambda: print(json.dumps([m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)]), file=sys.__stderr__))\n"
-            f"from stages.cli import app\napp({[kind, *args]!r})")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps([m.__file__ for m in list(sys.modules.values()) if getattr(m, "
+        "'__file__', None)]), file=sys.__stderr__))\n"
+        f"from stages.cli import app\napp({[kind, *args]!r})"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": ""}
+    )
     files = json.loads(result.stderr.strip().splitlines()[-1])
     project = [Path(f).resolve() for f in files if Path(f).resolve().is_relative_to(ROOT)]
     return {str(f.relative_to(ROOT)) for f in project if f.relative_to(ROOT).parts[0] in ("pipeline", "stages")}
 
 
-@pytest.mark.parametrize(("kind", "args"), [("download", ["digits"]), ("prepare", ["digits"]), ("evaluate", ["ae_digits"]),
-                                            ("train", ["ae_digits"]), ("report", ["autoencoders"])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "args"),
+    [
+        ("download", ["digits"]),
+        ("prepare", ["digits"]),
+        ("evaluate", ["ae_digits"]),
+        ("train", ["ae_digits"]),
+        ("report", ["autoencoders"]),
+    ],
+)
 def test_what_a_running_stage_loads_is_in_its_list(tmp_path, kind, args):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     loaded = _loaded_project_files(kind, args, tmp_path)
     assert f"stages/{kind}.py" in loaded
     listed = set(map(str, stage_files(ROOT, kind)))
-    assert loaded - {"stages/cli.py", "stages/__init__.py"} - {f"stages/{k}.py" for k in ("apply", "check", "code", *KINDS)} <= listed
+    assert (
+        loaded
+        - {"stages/cli.py", "stages/__init__.py"}
+        - {f"stages/{k}.py" for k in ("apply", "check", "code", *KINDS)}
+        <= listed
+    )
 
 
 def test_a_list_changes_exactly_when_a_file_its_stage_runs_does(tmp_path):

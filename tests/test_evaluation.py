@@ -3,6 +3,8 @@ trained model, and how they reach its MLflow run."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -48,7 +50,9 @@ def test_summary_has_mean_and_std():
 def test_evaluate_scores_every_test_image_and_draws_its_figures(tmp_path, prepared_digits, task):
     params = parse_params(tiny_params(task=task, train={"epochs": 6, "batch_size": 32}))
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
-    run = train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
+    run = train_experiment(
+        params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt"
+    )
     folders["classifier_dir"] = tmp_path / "unused"
     summary, table, _, record = evaluate_experiment(params, "ae_tiny", **folders, figures_dir=tmp_path / "figures")
     assert len(table) == summary["images"] == 60
@@ -69,7 +73,9 @@ def test_evaluate_scores_every_test_image_and_draws_its_figures(tmp_path, prepar
     # fixed noise seed: evaluation is repeatable, but for its clock readings
     timings = [key for key in summary if key.endswith("seconds_per_image")]  # clock readings differ run to run
     assert timings and all(0 < summary[key] < 1 for key in timings)
-    assert {k: v for k, v in again.items() if k not in timings} == {k: v for k, v in summary.items() if k not in timings}
+    assert {k: v for k, v in again.items() if k not in timings} == {
+        k: v for k, v in summary.items() if k not in timings
+    }
 
 
 def test_grid_tiles_rows_with_gaps_and_enlarges_small_images():
@@ -93,17 +99,23 @@ def test_interpolation_strip_starts_and_ends_at_the_pair():
 
 
 def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path):
-    params = parse_params(tiny_params(model={"name": "pca", "latent_dim": 8}, update={}, train={"epochs": 1, "batch_size": 64}))
+    params = parse_params(
+        tiny_params(model={"name": "pca", "latent_dim": 8}, update={}, train={"epochs": 1, "batch_size": 64})
+    )
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
     predicted = predict_split(params, resolve(params, "ae_tiny"), **folders)
     rows = [line.split(",") for line in component_curve(predicted.model, predicted.batches).splitlines()[1:]]
     psnr_by_count = [float(value) for _, value in rows]
     assert [int(count) for count, _ in rows] == list(range(1, 65))  # 240 training digits allow all 64
-    assert all(later >= earlier - 1e-6 for earlier, later in zip(psnr_by_count, psnr_by_count[1:]))
-    summary, _, _, record = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures")
+    assert all(later >= earlier - 1e-6 for earlier, later in itertools.pairwise(psnr_by_count))
+    summary, _, _, record = evaluate_experiment(
+        params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures"
+    )
     assert summary["psnr_mean"] == pytest.approx(psnr_by_count[7], abs=1e-3)  # latent_dim 8 = the 8th point
-    assert (tmp_path / "figures" / "psnr_by_components.csv").read_text() == component_curve(predicted.model, predicted.batches)
+    assert (tmp_path / "figures" / "psnr_by_components.csv").read_text() == component_curve(
+        predicted.model, predicted.batches
+    )
     assert set(record["figures"]) == {"eigenimages.png", "grid.png", "interpolation.png", "psnr_by_components.csv"}
     assert 0 < summary["explained_variance_1"] < summary["explained_variance_total"] < 1
 
@@ -121,12 +133,13 @@ def test_frechet_distance_of_two_gaussians_matches_the_closed_form():
 def test_the_classifier_learns_the_digits_and_reports_the_fcd_floors(digit_classifier):
     folder, summary = digit_classifier
     assert summary["accuracy"] > 0.9  # 60 test digits after training on 240
-    assert 0 < summary["fcd_test_halves"] and 0 < summary["fcd_train"]
+    assert summary["fcd_test_halves"] > 0 and summary["fcd_train"] > 0
     assert summary["train_images_for_fcd_train"] == 100
     model = load_classifier(folder, torch.device("cpu"))
     assert not model.training
     run = MlflowClient().search_runs(
-        [MlflowClient().get_experiment_by_name("classifiers").experiment_id], "attributes.run_name = 'classifier digits'"
+        [MlflowClient().get_experiment_by_name("classifiers").experiment_id],
+        "attributes.run_name = 'classifier digits'",
     )[0]
     assert run.data.metrics["test/accuracy"] == pytest.approx(summary["accuracy"])
 
@@ -144,18 +157,26 @@ def test_an_unlabelled_dataset_gets_no_classifier(tmp_path):
 
 def test_a_generator_is_scored_by_fcd_on_fixed_samples(tmp_path, prepared_digits, digit_classifier):
     folder, floors = digit_classifier
-    raw = tiny_params(task={"name": "generate"}, model={"name": "dcgan", "latent_dim": 8, "width": 8},
-                      update={}, train={"epochs": 2, "batch_size": 32})  # fmt: skip
+    raw = tiny_params(
+        task={"name": "generate"},
+        model={"name": "dcgan", "latent_dim": 8, "width": 8},
+        update={},
+        train={"epochs": 2, "batch_size": 32},
+    )
     params = parse_params({**raw, "classifier": {"samples": 120}})
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    summary, table, preview, record = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder, figures_dir=tmp_path / "figures")
+    summary, table, preview, record = evaluate_experiment(
+        params, "ae_tiny", **folders, classifier_dir=folder, figures_dir=tmp_path / "figures"
+    )
     assert "psnr_mean" not in summary and summary["fcd_samples"] == 120
     assert list(record["figures"]) == ["samples.png"] and preview["samples"].shape == (8, 28, 28, 1)
     assert summary["fcd"] > floors["fcd_train"]  # two epochs of a GAN are far from the real digits
     assert list(table.columns) == ["sample", "predicted_class", "confidence"] and len(table) == 120
     assert table["confidence"].between(0.1, 1.0).all()
-    again, _, _, _ = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=folder, figures_dir=tmp_path / "again")
+    again, _, _, _ = evaluate_experiment(
+        params, "ae_tiny", **folders, classifier_dir=folder, figures_dir=tmp_path / "again"
+    )
     assert again["fcd"] == summary["fcd"]  # the same noise every time
     model, _ = load_trained(tmp_path / "model", torch.device("cpu"))
     samples = draw_samples(model, 300, seed=0)
@@ -168,15 +189,22 @@ def test_a_generator_is_scored_by_fcd_on_fixed_samples(tmp_path, prepared_digits
 def test_the_report_brings_an_evaluation_into_the_training_run_once(tmp_path, prepared_digits):
     params = parse_params(tiny_params(train={"epochs": 1, "batch_size": 32}))
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
-    run = train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
-    summary, _, _, record = evaluate_experiment(params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures")
+    run = train_experiment(
+        params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt"
+    )
+    summary, _, _, record = evaluate_experiment(
+        params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures"
+    )
     store = tracking.Store(tracking.resolve_uri(params.tracking.uri))
     figures = sorted((tmp_path / "figures").iterdir())
     assert store.log_evaluation(record, summary, {"figures": figures})
     client = MlflowClient()
     logged = client.get_run(run["run_id"]).data.metrics
     assert logged["test/psnr_mean"] == pytest.approx(summary["psnr_mean"]) and "test/train_seconds" not in logged
-    assert sorted(a.path for a in client.list_artifacts(run["run_id"], "figures")) == ["figures/grid.png", "figures/interpolation.png"]
+    assert sorted(a.path for a in client.list_artifacts(run["run_id"], "figures")) == [
+        "figures/grid.png",
+        "figures/interpolation.png",
+    ]
     assert store.log_evaluation(record, summary, {"figures": figures})  # the same evaluation again: nothing re-sent
     assert len(client.get_metric_history(run["run_id"], "test/psnr_mean")) == 1
     changed = {**summary, "psnr_mean": summary["psnr_mean"] + 1}  # a new evaluation of the same run is sent
@@ -197,4 +225,3 @@ def test_a_crafted_model_file_runs_no_code_and_is_named(tmp_path):
     assert str(error.value).startswith(f"{folder} does not hold a model this code can load (Weights only load failed")
     assert str(error.value).endswith("run `dvc repro --force train@ae_tiny`") and "\n" not in str(error.value)
     assert not marker.exists()
-

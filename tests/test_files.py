@@ -26,7 +26,9 @@ def hold_in_other_process(target: Path) -> subprocess.Popen:
             print("held", flush=True)
             sys.stdin.read()
     """)
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline().strip() == "held"
     return process
 
@@ -35,9 +37,13 @@ def test_a_claim_held_by_another_process_is_one_line_until_it_ends(tmp_path: Pat
     target = tmp_path / "prepared"
     holder = hold_in_other_process(target)
     try:
-        with pytest.raises(BusyError, match=r"^another run is writing .*prepared \(it holds .*\.prepared\.lock\)") as caught:
-            with claim(target):
-                pass
+        with (
+            pytest.raises(
+                BusyError, match=r"^another run is writing .*prepared \(it holds .*\.prepared\.lock\)"
+            ) as caught,
+            claim(target),
+        ):
+            pass
         assert "\n" not in str(caught.value)
         with pytest.raises(BusyError):  # staged_dir claims too, and stops before it makes anything
             with staged_dir(target):
@@ -75,10 +81,9 @@ def test_a_failed_stage_leaves_the_old_output(tmp_path: Path) -> None:
     target = tmp_path / "out"
     with staged_dir(target) as staging:
         (staging / "a").write_text("first")
-    with pytest.raises(KeyboardInterrupt):
-        with staged_dir(target) as staging:
-            (staging / "a").write_text("second, half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), staged_dir(target) as staging:
+        (staging / "a").write_text("second, half")
+        raise KeyboardInterrupt
     assert (target / "a").read_text() == "first"
     assert not list(tmp_path.glob(".*partial"))
 
@@ -105,7 +110,9 @@ def test_inside_refuses_paths_that_leave_the_project(tmp_path: Path) -> None:
     (project / "models" / "link").symlink_to(tmp_path)
     assert inside(project / "models" / "new", project) == project / "models" / "new"
     for path in (project / ".." / "x", project / "models" / "link" / "x", Path("/etc/x"), project / "models" / "link"):
-        with pytest.raises(AeganError, match=r"lies outside the project .*; aegan writes only inside the project folder"):
+        with pytest.raises(
+            AeganError, match=r"lies outside the project .*; aegan writes only inside the project folder"
+        ):
             inside(path, project)
 
 

@@ -42,7 +42,7 @@ def test_no_import_circle_among_pipeline_modules():
         state[module] = "open"
         for other in sorted(graph[module]):
             if state.get(other) == "open":
-                circles.append(" -> ".join([*trail[trail.index(other):], other]))
+                circles.append(" -> ".join([*trail[trail.index(other) :], other]))
             elif other not in state:
                 visit(other, [*trail, other])
         state[module] = "done"

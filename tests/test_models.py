@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -31,7 +33,12 @@ TINY = {
 CONDITIONAL = sorted(name for name, model in MODELS.items() if hasattr(model, "conditioned_on"))
 RECONSTRUCTING = sorted(name for name, model in MODELS.items() if hasattr(model, "encode") and name not in CONDITIONAL)
 SAMPLING = sorted(name for name, model in MODELS.items() if hasattr(model, "sample"))
-TRANSLATING = ["colorizer", "colorizer_unet", "unet", "pix2pix"]  # image to image, no latent to encode to or sample from
+TRANSLATING = [
+    "colorizer",
+    "colorizer_unet",
+    "unet",
+    "pix2pix",
+]  # image to image, no latent to encode to or sample from
 
 
 def test_every_model_has_a_tiny_config():
@@ -52,7 +59,7 @@ def test_forward_shapes_and_range(name, channels, size):
     latent = TINY[name].get("latent_dim")
     assert output.latent.shape == ((5, latent) if latent else (5, 32, size, size))
     if name != "pca":  # PCA is linear and unclipped; the others end in a sigmoid
-        assert 0.0 <= output.image.min() and output.image.max() <= 1.0
+        assert output.image.min() >= 0.0 and output.image.max() <= 1.0
         output.image.mean().backward()
         assert all(p.grad is not None for name, p in model.named_parameters() if not name.startswith("critic."))
 
@@ -63,7 +70,7 @@ def test_samples_have_the_image_shape_and_range_and_follow_the_seed(name, channe
     model = build_model(name, in_channels=channels, out_channels=channels, image_size=size, **TINY[name]).eval()
     first = model.sample(5, torch.Generator().manual_seed(3))
     assert first.shape == (5, channels, size, size)
-    assert 0.0 <= first.min() and first.max() <= 1.0
+    assert first.min() >= 0.0 and first.max() <= 1.0
     assert torch.equal(first, model.sample(5, torch.Generator().manual_seed(3)))
     assert not torch.equal(first, model.sample(5, torch.Generator().manual_seed(4)))
 
@@ -88,15 +95,19 @@ def test_the_critic_width_is_set_apart_from_the_generators(name):
     narrow, wide = build_model(name, **kwargs, critic_width=4), build_model(name, **kwargs, critic_width=16)
     convs = [m.out_channels for m in wide.critic.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs == [16, 32]  # the down stack doubles the width at each of its two levels
+
     def drawing(model):  # what draws the images: the generator, or the VAE-WGAN's decoder
         return [p.shape for p in (model.decoder if name == "vae_wgan" else model.generator).parameters()]
+
     assert drawing(narrow) == drawing(wide)
 
 
 def test_only_the_wasserstein_critics_drop_batch_norm():
     kwargs = {"in_channels": 1, "out_channels": 1, "image_size": 16, "latent_dim": 4, "width": 4}
+
     def norms(model):
         return sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.critic.modules())
+
     assert norms(build_model("dcgan", **kwargs)) == 2
     assert norms(build_model("wgan_gp", **kwargs)) == norms(build_model("vae_wgan", **kwargs)) == 0
 
@@ -104,17 +115,32 @@ def test_only_the_wasserstein_critics_drop_batch_norm():
 def test_linear_models_have_the_seeds_fashion_mnist_sizes():
     def count(name):
         return sum(p.numel() for p in build_model(name, in_channels=1, out_channels=1, image_size=28).parameters())
+
     # encoder 784-512-256-128-20 and decoder 20-128-256-512-784, weights and biases
     layers = [(784, 512), (512, 256), (256, 128), (128, 20), (20, 128), (128, 256), (256, 512), (512, 784)]
     assert count("linear_ae") == sum(a * b + b for a, b in layers)
     # generator z(100)-128-256-256-512-784 and discriminator 784-512-512-256-128-64-1
-    gan = [(100, 128), (128, 256), (256, 256), (256, 512), (512, 784),
-           (784, 512), (512, 512), (512, 256), (256, 128), (128, 64), (64, 1)]  # fmt: skip
+    gan = [
+        (100, 128),
+        (128, 256),
+        (256, 256),
+        (256, 512),
+        (512, 784),
+        (784, 512),
+        (512, 512),
+        (512, 256),
+        (256, 128),
+        (128, 64),
+        (64, 1),
+    ]
     assert count("linear_gan") == count("linear_wgan") == sum(a * b + b for a, b in gan)
 
 
 def test_unknown_model_lists_the_names():
-    with pytest.raises(ValueError, match="unknown model 'vae'; choose one of ambient_gan, ambient_vaegan, colorizer, colorizer_unet, conditional_aegan, "):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"unknown model 'vae'; choose one of {', '.join(sorted(MODELS))}"),
+    ):
         build_model("vae")
 
 
@@ -164,7 +190,9 @@ def test_colorizer_has_the_seeds_weight_count_and_outputs_signed_chroma():
     chroma = small(torch.rand(2, 1, 16, 16)).image
     assert torch.allclose(chroma, torch.tanh(torch.tensor(-1.0)))  # ab/128 is signed
     # The seed upsamples after the tanh: every 2×2 block of the output is one prediction.
-    chroma = build_model("colorizer", in_channels=1, out_channels=2, image_size=16, width=4)(torch.rand(2, 1, 16, 16)).image
+    chroma = build_model("colorizer", in_channels=1, out_channels=2, image_size=16, width=4)(
+        torch.rand(2, 1, 16, 16)
+    ).image
     assert torch.equal(chroma[..., ::2, ::2], chroma[..., 1::2, 1::2])
 
 
@@ -188,28 +216,47 @@ def test_unet_joins_every_encoder_level_into_the_decoder():
     model = build_model("unet", in_channels=1, out_channels=3, image_size=64, width=4, depth=6)
     widths = [4, 8, 16, 32, 32, 32]  # w·min(2^level, 8)
     ups = [next(m for m in level if isinstance(m, torch.nn.ConvTranspose2d)) for level in model.up]
-    assert [up.in_channels for up in ups] == [2 * w for w in widths[:-1]] + [widths[-1]]  # skip + decoder; the innermost alone
+    assert [up.in_channels for up in ups] == [2 * w for w in widths[:-1]] + [
+        widths[-1]
+    ]  # skip + decoder; the innermost alone
     assert [up.out_channels for up in ups] == [3, *widths[:-1]]
     dropout = [any(isinstance(m, torch.nn.Dropout) for m in level) for level in model.up]
-    assert dropout == [False, False, False, False, True, False]  # pix2pix: the 8w levels between the fourth and the innermost
+    assert dropout == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]  # pix2pix: the 8w levels between the fourth and the innermost
 
 
 def conditional(name, channels=1, size=28, classes=10):
     condition_channels = classes if name == "conditional_aegan" else 1
-    model = build_model(name, in_channels=channels, out_channels=channels, image_size=size,
-                        condition_channels=condition_channels, **TINY[name])  # fmt: skip
-    condition = torch.eye(classes)[torch.arange(5) % classes] if name == "conditional_aegan" else torch.rand(5, 1, size, size)
+    model = build_model(
+        name,
+        in_channels=channels,
+        out_channels=channels,
+        image_size=size,
+        condition_channels=condition_channels,
+        **TINY[name],
+    )
+    condition = (
+        torch.eye(classes)[torch.arange(5) % classes] if name == "conditional_aegan" else torch.rand(5, 1, size, size)
+    )
     return model, condition
 
 
-@pytest.mark.parametrize(("name", "channels", "size"), [("conditional_aegan", 1, 28), ("image_conditional_aegan", 3, 32),
-                                                        ("image_conditional_aegan", 1, 16)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "channels", "size"),
+    [("conditional_aegan", 1, 28), ("image_conditional_aegan", 3, 32), ("image_conditional_aegan", 1, 16)],
+)
 def test_conditional_models_encode_decode_and_judge_with_the_condition(name, channels, size):
     model, condition = conditional(name, channels, size)
     x = torch.rand(5, channels, size, size)
     output = model(x, condition)
     assert output.image.shape == x.shape and output.latent.shape == (5, 4)
-    assert 0.0 <= output.image.min() and output.image.max() <= 1.0
+    assert output.image.min() >= 0.0 and output.image.max() <= 1.0
     assert model.critic(x, condition).shape == (5,)
     other = condition.roll(1, 0)  # (train mode: untrained batch norms in eval mode flatten tiny N(0, 0.02) signals)
     # The decoder reads the condition: the same latent with another condition decodes to another image.
@@ -219,16 +266,41 @@ def test_conditional_models_encode_decode_and_judge_with_the_condition(name, cha
 
 def test_label_model_has_the_seeds_layers():
     model = build_model("conditional_aegan", in_channels=1, out_channels=1, image_size=28, condition_channels=10)
+
     def count(module):
         return sum(p.numel() for p in module.parameters())
+
     # Counted from the seed's layer list (nc 1, ngf 32, ndf 32, ncondf 12, nhd 16), weights, biases, batch norms:
     # condition ConvT 10→24 k6 (+bias), BN 24, ConvT 24→12 k4 (+bias); image Conv 1→128 k3; BN 140; Conv 140→64 k3;
     # BN 64; Conv 64→32 k3; BN 32; Conv 32→16 k4 (+bias).
-    encoder = (10 * 24 * 36 + 24) + 48 + (24 * 12 * 16 + 12) + 128 * 9 + 280 + 140 * 64 * 9 + 128 + 64 * 32 * 9 + 64 + (32 * 16 * 16 + 16)
+    encoder = (
+        (10 * 24 * 36 + 24)
+        + 48
+        + (24 * 12 * 16 + 12)
+        + 128 * 9
+        + 280
+        + 140 * 64 * 9
+        + 128
+        + 64 * 32 * 9
+        + 64
+        + (32 * 16 * 16 + 16)
+    )
     assert count(model.encoder) == encoder
     # critic: ConvT 10→32 k4; Conv 1→32 k4; Conv 32→64 k4, BN; Conv 64→96 k3; BN 128; Conv 128→256 k3, BN;
     # Conv 256→64 k3, BN; Conv 64→1 k4. No biases.
-    critic = 10 * 32 * 16 + 32 * 16 + 32 * 64 * 16 + 128 + 64 * 96 * 9 + 256 + 128 * 256 * 9 + 512 + 256 * 64 * 9 + 128 + 64 * 16
+    critic = (
+        10 * 32 * 16
+        + 32 * 16
+        + 32 * 64 * 16
+        + 128
+        + 64 * 96 * 9
+        + 256
+        + 128 * 256 * 9
+        + 512
+        + 256 * 64 * 9
+        + 128
+        + 64 * 16
+    )
     assert count(model.critic) == critic
     x = torch.rand(2, 1, 28, 28)
     assert model.decode(model.encode(x, torch.eye(10)[:2]), torch.eye(10)[:2]).shape == (2, 1, 28, 28)

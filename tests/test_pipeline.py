@@ -23,7 +23,11 @@ BIN = Path(sys.executable).parent
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db",
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -47,9 +51,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = tiny_params()
     raw["experiments"]["ae_other"] = {**copy.deepcopy(raw["experiments"]["ae_tiny"]), "update": {"lr": 1.0e-3}}
     raw["experiments"]["gan_tiny"] = {
-        **copy.deepcopy(raw["experiments"]["ae_tiny"]), "task": {"name": "generate"},
-        "model": {"name": "dcgan", "latent_dim": 8, "width": 4}, "update": {}, "train": {"epochs": 2, "batch_size": 32},
-    }  # fmt: skip
+        **copy.deepcopy(raw["experiments"]["ae_tiny"]),
+        "task": {"name": "generate"},
+        "model": {"name": "dcgan", "latent_dim": 8, "width": 4},
+        "update": {},
+        "train": {"epochs": 2, "batch_size": 32},
+    }
     raw["classifier"] = {**raw["classifier"], "epochs": 12, "samples": 200}
     write_params(project, raw)
     run(["git", "init", "-q"], project)
@@ -58,8 +65,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_repro_writes_every_output_and_metrics_show_reads_them(project):
-    for path in ("models/ae_tiny/model.pt", "plots/ae_tiny/loss.csv", "reports/autoencoders/ae_tiny/grid.png",
-                 "reports/autoencoders/table.md", "metrics/autoencoders/ae_other.csv", "dvc.lock"):  # fmt: skip
+    for path in (
+        "models/ae_tiny/model.pt",
+        "plots/ae_tiny/loss.csv",
+        "reports/autoencoders/ae_tiny/grid.png",
+        "reports/autoencoders/table.md",
+        "metrics/autoencoders/ae_other.csv",
+        "dvc.lock",
+    ):
         assert (project / path).is_file(), path
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     scores = next(iter(shown.values()))["data"]["metrics/autoencoders/ae_tiny.json"]["data"]
@@ -68,14 +81,23 @@ def test_repro_writes_every_output_and_metrics_show_reads_them(project):
     assert "ae_tiny" in table and "ae_other" in table
     classifier = next(iter(shown.values()))["data"]["metrics/classifiers/digits.json"]["data"]
     generator = next(iter(shown.values()))["data"]["metrics/autoencoders/gan_tiny.json"]["data"]
-    assert classifier["accuracy"] > 0.8 and generator["fcd"] > classifier["fcd_train"] and generator["fcd_samples"] == 200
+    assert (
+        classifier["accuracy"] > 0.8 and generator["fcd"] > classifier["fcd_train"] and generator["fcd_samples"] == 200
+    )
     assert "test half vs test half" in table and "train vs test" in table  # the FCD floors beside the generator
     assert (project / "reports/autoencoders/gan_tiny/samples.png").is_file()
     assert not (project / "reports/autoencoders/gan_tiny/grid.png").exists()  # nothing to reconstruct
     assert {path.name for path in (project / "plots/gan_tiny").iterdir()} >= {"loss_critic.csv", "loss_generator.csv"}
-    # The report sets the study's models side by side: the two autoencoders on the same test images, the generator alone.
-    assert sorted(p.name for p in (project / "reports/autoencoders/comparison").iterdir()) == ["digits_generate.png", "digits_reconstruct.png"]
-    assert "`comparison/digits_reconstruct.png`, rows top to bottom: input, ae_tiny, ae_other, truth" in (project / "reports/autoencoders/table.md").read_text()
+    # The report sets the study's models side by side:
+    # the two autoencoders on the same test images, the generator alone.
+    assert sorted(p.name for p in (project / "reports/autoencoders/comparison").iterdir()) == [
+        "digits_generate.png",
+        "digits_reconstruct.png",
+    ]
+    assert (
+        "`comparison/digits_reconstruct.png`, rows top to bottom: input, ae_tiny, ae_other, truth"
+        in (project / "reports/autoencoders/table.md").read_text()
+    )
 
 
 def test_a_second_repro_runs_nothing(project):
@@ -109,7 +131,11 @@ def test_bad_params_fail_in_one_line(project, tmp_path):
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db",
+    }
     return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -158,7 +184,10 @@ def test_two_trains_of_one_experiment_at_once_leave_one_model_and_no_running_run
             assert_one_line_busy(code, stderr, "models/ae_other")
     run(["aegan", "evaluate", "ae_other"], project)  # the model that was published loads and scores
     runs = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db").search_runs(
-        [experiment.experiment_id for experiment in mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db").search_experiments()]
+        [
+            experiment.experiment_id
+            for experiment in mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db").search_experiments()
+        ]
     )
     assert runs and not [run_.info.run_id for run_ in runs if run_.info.status == "RUNNING"]
 
@@ -176,7 +205,8 @@ def test_an_output_linked_out_of_the_project_is_refused_and_left_alone(project, 
         kept.rename(plots)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: plots/ae_other lies outside the project ({project.resolve()}); aegan writes only inside the project folder"
+        f"error: plots/ae_other lies outside the project ({project.resolve()}); aegan writes only inside the "
+        "project folder"
     ]
     assert [path.name for path in tmp_path.iterdir()] == ["precious"]
 
@@ -188,8 +218,14 @@ def test_a_killed_training_run_resumes_to_the_same_metrics(project):
     write_params(project, raw)
     run(["dvc", "repro", "prepare@digits"], project)
     checkpoint = project / "checkpoints" / "ae_tiny" / "last.pt"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
-    process = subprocess.Popen(["aegan", "train", "ae_tiny"], cwd=project, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+    }
+    process = subprocess.Popen(
+        ["aegan", "train", "ae_tiny"], cwd=project, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)

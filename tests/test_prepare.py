@@ -96,7 +96,9 @@ def test_a_prepared_dataset_changed_after_prepare_is_named_on_load_or_by_verify(
     assert verify(folder) == 12
     labels = np.load(folder / "test" / "labels.npy")
     np.save(folder / "test" / "labels.npy", labels[:-1])  # one row short: the header says so, loading catches it
-    with pytest.raises(DataError, match=r"labels.npy holds int64 \[59\] where its manifest says int64 \[60\]; prepare it again"):
+    with pytest.raises(
+        DataError, match=r"labels.npy holds int64 \[59\] where its manifest says int64 \[60\]; prepare it again"
+    ):
         load_split(folder, "test")
     assert set(load_split(folder, "train")) >= {"images", "labels"}  # the other split is untouched
     flipped = labels.copy()

@@ -1,4 +1,4 @@
-"""Every source end to end: fetch into raw_dir (from loopback for downloaded ones), then open_raw and read pixels back."""
+"""Every source end to end: fetch into raw_dir (from loopback for downloaded ones), open_raw, read pixels back."""
 
 from __future__ import annotations
 
@@ -169,7 +169,12 @@ def test_celeba_html_answer_asks_for_the_zip_by_hand(tmp_path: Path, monkeypatch
     monkeypatch.setattr(download, "BACKOFF_SECONDS", 0.01)
     cache = tmp_path / "downloads"
     with serve({}, html={"uc"}) as server, pytest.raises(DataError, match="by hand") as caught:
-        fetch("celeba", DatasetConfig(source="celeba", url=server.url + "uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM"), tmp_path / "raw", cache)
+        fetch(
+            "celeba",
+            DatasetConfig(source="celeba", url=server.url + "uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM"),
+            tmp_path / "raw",
+            cache,
+        )
     assert str(cache / "celeba" / CELEBA_ZIP) in str(caught.value)
     assert not (cache / "celeba" / CELEBA_ZIP).exists()
 
@@ -226,11 +231,21 @@ def test_folder_of_real_faces(tmp_path: Path) -> None:
 
 def test_missing_and_empty_folders_are_reported(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
-        fetch("gone", DatasetConfig(source="folder", path=str(tmp_path / "gone")), tmp_path / "raw", tmp_path / "downloads")
+        fetch(
+            "gone",
+            DatasetConfig(source="folder", path=str(tmp_path / "gone")),
+            tmp_path / "raw",
+            tmp_path / "downloads",
+        )
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
     with pytest.raises(DataError, match="no images"):
-        fetch("empty", DatasetConfig(source="folder", path=str(tmp_path / "empty")), tmp_path / "raw", tmp_path / "downloads")
+        fetch(
+            "empty",
+            DatasetConfig(source="folder", path=str(tmp_path / "empty")),
+            tmp_path / "raw",
+            tmp_path / "downloads",
+        )
 
 
 def test_a_failed_fetch_keeps_the_previous_raw_folder_and_leaves_no_partial_one(tmp_path, monkeypatch):

@@ -14,7 +14,9 @@ from tests.conftest import ROOT
 
 
 def test_cli_start_up_imports_neither_torch_nor_mlflow():
-    code = "import sys, stages.cli; print(sorted(m for m in ('torch', 'mlflow', 'pandas', 'skimage') if m in sys.modules))"
+    code = (
+        "import sys, stages.cli; print(sorted(m for m in ('torch', 'mlflow', 'pandas', 'skimage') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -40,7 +42,10 @@ def test_a_missing_prepared_dataset_names_the_stage_to_run(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["train", "ae_digits", "--params", str(ROOT / "params.yaml")])
     assert result.exit_code == 1
-    assert "data/prepared/digits is not a prepared dataset (no manifest.json); run `dvc repro prepare@digits`" in result.output
+    assert (
+        "data/prepared/digits is not a prepared dataset (no manifest.json); run `dvc repro prepare@digits`"
+        in result.output
+    )
 
 
 def test_check_runs_every_library_check_and_names_the_first_failure(tmp_path):
@@ -48,21 +53,29 @@ def test_check_runs_every_library_check_and_names_the_first_failure(tmp_path):
     assert result.exit_code == 0, result.output
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert f"{len(raw['datasets'])} datasets and {len(raw['experiments'])} experiments check out" in result.output
-    raw["experiments"]["wgan_gp_digits"]["update"]["penalty"] = 0.0  # only the update rule's constructor can refuse this
+    raw["experiments"]["wgan_gp_digits"]["update"]["penalty"] = (
+        0.0  # only the update rule's constructor can refuse this
+    )
     broken = tmp_path / "params.yaml"
     broken.write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(app, ["check", "--params", str(broken)])
     assert result.exit_code == 1
-    assert result.output.strip() == "error: experiments.wgan_gp_digits.update: set exactly one of penalty and clip above 0 (got penalty 0.0, clip 0.0)"
+    assert (
+        result.output.strip()
+        == "error: experiments.wgan_gp_digits.update: set exactly one of penalty and clip above 0 "
+        "(got penalty 0.0, clip 0.0)"
+    )
 
 
 def _modules_after(command: list[str], cwd) -> set[str]:
     """The modules loaded by the time `aegan <command>` has run in `cwd` (it may fail: a stage with nothing to
     read still imports what it would work with)."""
-    code = ("import atexit, sys, json\n"
-            "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stderr__))\n"
-            "from stages.cli import app\n"
-            f"app({command!r})")  # fmt: skip
+    code = (
+        "import atexit, sys, json\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stderr__))\n"
+        "from stages.cli import app\n"
+        f"app({command!r})"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd)
     import json
 
@@ -71,8 +84,14 @@ def _modules_after(command: list[str], cwd) -> set[str]:
 
 def test_download_prepare_and_report_import_no_model_code(tmp_path):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    for command, allowed in ((["download", "digits"], set()), (["prepare", "digits"], {"torch"}), (["report", "autoencoders"], set())):
+    for command, allowed in (
+        (["download", "digits"], set()),
+        (["prepare", "digits"], {"torch"}),
+        (["report", "autoencoders"], set()),
+    ):
         loaded = _modules_after(command, tmp_path)
-        assert not {m for m in loaded if m.startswith(("pipeline.models", "pipeline.training", "pipeline.experiment"))}, command
+        assert not {
+            m for m in loaded if m.startswith(("pipeline.models", "pipeline.training", "pipeline.experiment"))
+        }, command
         assert ("torch" in loaded) <= ("torch" in allowed), command  # prepare's distortions are torch operators
     assert "mlflow" not in _modules_after(["evaluate", "ae_digits"], tmp_path)  # evaluate opens no tracking store

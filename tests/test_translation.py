@@ -34,9 +34,11 @@ def colour_images(count: int = 6, size: int = 16) -> np.ndarray:
 
 def arrays_of(images: np.ndarray) -> dict[str, torch.Tensor]:
     return {
-        "images": torch.from_numpy(images), "lab": torch.from_numpy(encode_lab(images)),
-        "edges": torch.from_numpy(edges(images, sigma=1.0)), "labels": torch.zeros(len(images), dtype=torch.long),
-    }  # fmt: skip
+        "images": torch.from_numpy(images),
+        "lab": torch.from_numpy(encode_lab(images)),
+        "edges": torch.from_numpy(edges(images, sigma=1.0)),
+        "labels": torch.zeros(len(images), dtype=torch.long),
+    }
 
 
 def test_colorize_reads_lightness_and_learns_signed_chroma_whose_rgb_is_the_image():
@@ -85,7 +87,9 @@ def test_the_config_refuses_a_model_that_cannot_reach_the_tasks_targets():
     raw = repo_params()
     bad = copy.deepcopy(raw)
     bad["experiments"]["colorizer_photos"]["model"] = {"name": "conv_ae", "latent_dim": 8, "width": 8}
-    with pytest.raises(ConfigError, match=r"colorizer_photos.model.name: conv_ae's outputs lie in \[0.0, 1.0\] but task colorize"):
+    with pytest.raises(
+        ConfigError, match=r"colorizer_photos.model.name: conv_ae's outputs lie in \[0.0, 1.0\] but task colorize"
+    ):
         checked(bad)
     bad = copy.deepcopy(raw)
     bad["experiments"]["pix2pix_edges_photos"]["model"] = {"name": "dcgan", "latent_dim": 8, "width": 8}
@@ -100,7 +104,9 @@ def test_the_config_refuses_a_model_that_cannot_reach_the_tasks_targets():
 
 def test_pix2pix_update_teaches_the_critic_pairs_and_the_generator_the_target():
     torch.manual_seed(0)
-    model = build_model("pix2pix", in_channels=1, out_channels=3, image_size=16, width=8, depth=3, critic_width=8, critic_layers=2)
+    model = build_model(
+        "pix2pix", in_channels=1, out_channels=3, image_size=16, width=8, depth=3, critic_width=8, critic_layers=2
+    )
     update = updates.ConditionalAdversarialUpdate(model, lr=2e-3)
     images = torch.from_numpy(colour_images(8)).permute(0, 3, 1, 2) / 255.0
     batch = Batch(input=images.mean(1, keepdim=True), target=images, label=torch.zeros(8, dtype=torch.long))
@@ -111,7 +117,9 @@ def test_pix2pix_update_teaches_the_critic_pairs_and_the_generator_the_target():
     assert logs[-1]["l1"] < 0.5 * logs[0]["l1"]  # the weighted L1 term pulls the outputs to the targets
     with torch.no_grad():
         fake = model.generator(batch.input).image
-        assert model.critic(batch.input, images).mean() > model.critic(batch.input, fake).mean() + 1  # and the critic tells them apart
+        assert (
+            model.critic(batch.input, images).mean() > model.critic(batch.input, fake).mean() + 1
+        )  # and the critic tells them apart
 
 
 def test_the_report_sets_models_side_by_side_per_dataset_and_task(tmp_path):
@@ -140,10 +148,19 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
     raw["studies"] = ["translation"]
     common = {"study": "translation", "dataset": "faces", "train": {"epochs": 40, "batch_size": 16}}
     raw["experiments"] = {
-        "colorizer_faces": {**common, "task": {"name": "colorize"}, "model": {"name": "colorizer", "width": 16}, "update": {"lr": 1e-3}},
-        "unet_faces": {**common, "task": {"name": "translate"}, "model": {"name": "unet", "width": 8, "depth": 5},
-                       "update": {"lr": 1e-3, "loss": "l1"}},
-    }  # fmt: skip
+        "colorizer_faces": {
+            **common,
+            "task": {"name": "colorize"},
+            "model": {"name": "colorizer", "width": 16},
+            "update": {"lr": 1e-3},
+        },
+        "unet_faces": {
+            **common,
+            "task": {"name": "translate"},
+            "model": {"name": "unet", "width": 8, "depth": 5},
+            "update": {"lr": 1e-3, "loss": "l1"},
+        },
+    }
     raw["base"] = {"seed": 0, "device": "cpu", "precision": "fp32"}
     return build_project(raw, root), root
 
@@ -152,19 +169,27 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
 def test_the_colorizer_beats_gray_on_held_out_faces(faces):
     params, root = faces
     folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "colorizer_faces"}
-    summary, table, preview, _ = evaluate_experiment(params, "colorizer_faces", **folders, classifier_dir=root / "none",
-                                                     figures_dir=root / "colorizer_figures")  # fmt: skip
+    summary, table, preview, _ = evaluate_experiment(
+        params, "colorizer_faces", **folders, classifier_dir=root / "none", figures_dir=root / "colorizer_figures"
+    )
     assert len(table) == summary["images"] == 31  # the seed's 91 / 31 split of the 122 faces
     assert summary["psnr_mean"] > summary["baseline_psnr_mean"] + 1.0
     assert summary["ab_error_mean"] < summary["baseline_ab_error_mean"]
-    assert preview["input"].shape == (8, 32, 32, 1) and preview["output"].shape == preview["truth"].shape == (8, 32, 32, 3)
+    assert preview["input"].shape == (8, 32, 32, 1) and preview["output"].shape == preview["truth"].shape == (
+        8,
+        32,
+        32,
+        3,
+    )
 
 
 @needs_faces
 def test_the_edge_translator_draws_faces_from_edges(faces):
     params, root = faces
     folders = {"prepared_dir": root / "prepared" / "faces", "model_dir": root / "models" / "unet_faces"}
-    summary, _, _, _ = evaluate_experiment(params, "unet_faces", **folders, classifier_dir=root / "none", figures_dir=root / "unet_figures")
+    summary, _, _, _ = evaluate_experiment(
+        params, "unet_faces", **folders, classifier_dir=root / "none", figures_dir=root / "unet_figures"
+    )
     truth = load_split(root / "prepared" / "faces", "test")["images"].astype(np.float32) / 255.0
     mean_face = np.broadcast_to(truth.mean(axis=0), truth.shape)  # the best a model ignoring its input could do
     assert summary["psnr_mean"] > psnr(mean_face, truth).mean()
@@ -184,13 +209,17 @@ def test_apply_colourises_one_file_and_explains_bad_input(faces, tmp_path, monke
     written = np.asarray(Image.open(root / "gray_colorizer_faces.png"))  # written where apply runs
     assert written.shape == (32, 32, 3)
     assert np.abs(color.rgb2lab(written / 255.0)[..., 1:]).mean() > 2  # a gray face in, a coloured one out
-    result = runner.invoke(app, ["apply", "unet_faces", str(UTRECHT / "f4001.jpg"), "--out", str(tmp_path / "drawn.jpg")])
+    result = runner.invoke(
+        app, ["apply", "unet_faces", str(UTRECHT / "f4001.jpg"), "--out", str(tmp_path / "drawn.jpg")]
+    )
     assert result.exit_code == 0 and np.asarray(Image.open(tmp_path / "drawn.jpg")).shape == (32, 32, 3)
     result = runner.invoke(app, ["apply", "colorizer_faces", str(tmp_path / "missing.png")])
     assert result.exit_code == 1 and "missing.png not found; give the path of a PNG or JPEG file" in result.output
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     result = runner.invoke(app, ["apply", "unet_faces", str(tmp_path / "broken.jpg")])
-    assert result.exit_code == 1 and "cannot use image" in result.output and len(result.output.strip().splitlines()) == 1
+    assert (
+        result.exit_code == 1 and "cannot use image" in result.output and len(result.output.strip().splitlines()) == 1
+    )
     assert not list(root.glob("broken_*"))
     result = runner.invoke(app, ["apply", "unet_faces", str(tmp_path / "gray.png"), "--out", str(tmp_path / "x.gif")])
     assert result.exit_code == 1 and "x.gif: the output must end in .png, .jpg, .jpeg" in result.output

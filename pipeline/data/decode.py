@@ -124,7 +124,14 @@ def _opened(file: Path | IO[bytes]) -> Iterator[Image.Image]:
             raise _reason(error) from None
 
 
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 def _reason(error: BaseException) -> BadImage:
@@ -141,8 +148,10 @@ def _to_uint8(image: Image.Image) -> np.ndarray:
     if mode in _SIXTEEN_BIT or mode == "I":
         values = np.asarray(image).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
-            raise BadImage(f"32-bit integer pixels from {values.min()} to {values.max()}: their range is unknown; "
-                           "save it as 8- or 16-bit")  # fmt: skip
+            raise BadImage(
+                f"32-bit integer pixels from {values.min()} to {values.max()}: their range is unknown; "
+                "save it as 8- or 16-bit"
+            )
         return np.rint(values / 257.0).astype(np.uint8)  # 65535 -> 255
     if mode == "F":
         values = np.asarray(image, dtype=np.float64)

@@ -145,9 +145,17 @@ def _transfer(url: str, partial: Path) -> None:
 def _save(answer: http.client.HTTPResponse, partial: Path, resumed: bool) -> None:
     expected = answer.length
     received = 0
-    with open(partial, "ab" if resumed else "wb") as out, tqdm(
-        total=expected, unit="B", unit_scale=True, desc=partial.name.removesuffix(".part"), leave=False, disable=None
-    ) as bar:
+    with (
+        open(partial, "ab" if resumed else "wb") as out,
+        tqdm(
+            total=expected,
+            unit="B",
+            unit_scale=True,
+            desc=partial.name.removesuffix(".part"),
+            leave=False,
+            disable=None,
+        ) as bar,
+    ):
         while chunk := answer.read(CHUNK_BYTES):
             out.write(chunk)
             received += len(chunk)

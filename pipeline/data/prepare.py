@@ -81,18 +81,20 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
                 for key, operator in operators.items():
                     measured = operator(clean, generator).permute(0, 2, 3, 1)  # (B, H, W, C)
                     writer.write(split, key, start, measured.numpy().astype(np.float16))
-        return writer.finish({
-            "dataset": name,
-            "source": config.source,
-            "image_size": size,
-            "channels": channels,
-            "seed": seed,
-            "counts": {split: int(len(indices)) for split, indices in splits.items()},
-            "class_names": list(raw.class_names),
-            "skipped": len(raw.refused),
-            "views": list(config.views),
-            "forward": {key: dict(kwargs) for key, kwargs in forward.items()},
-        })  # fmt: skip
+        return writer.finish(
+            {
+                "dataset": name,
+                "source": config.source,
+                "image_size": size,
+                "channels": channels,
+                "seed": seed,
+                "counts": {split: len(indices) for split, indices in splits.items()},
+                "class_names": list(raw.class_names),
+                "skipped": len(raw.refused),
+                "views": list(config.views),
+                "forward": {key: dict(kwargs) for key, kwargs in forward.items()},
+            }
+        )
 
 
 def derive_view(view: str, images: np.ndarray, config: DatasetConfig) -> np.ndarray:

@@ -46,14 +46,28 @@ MIRRORS: dict[str, tuple[str, ...]] = {
     CELEBA_PARTITION: (_DRIVE + "0B7EVK8r0v71pY0NSMzRuSXJEVkk", _DRIVE + "1ih_VMokoI774ErNWrb26lDeWlanUBpnX"),
 }
 CHECKSUMS: dict[str, dict[str, str]] = {
-    "mnist": dict(zip(IDX_FILES, (
-        "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873", "md5:d53e105ee54ea40749a09fcbcd1e9432",
-        "md5:9fb629c4189551a2d022fa330f9573f3", "md5:ec29112dd5afa0611ce80d1b7f02629c",
-    ))),
-    "fashion_mnist": dict(zip(IDX_FILES, (
-        "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d", "md5:25c81989df183df01b3e8a0aad5dffbe",
-        "md5:bef4ecab320f06d8554ea6380940ec79", "md5:bb300cfdad3c16e7a12a480ee83cd310",
-    ))),
+    "mnist": dict(
+        zip(
+            IDX_FILES,
+            (
+                "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "md5:d53e105ee54ea40749a09fcbcd1e9432",
+                "md5:9fb629c4189551a2d022fa330f9573f3",
+                "md5:ec29112dd5afa0611ce80d1b7f02629c",
+            ),
+        )
+    ),
+    "fashion_mnist": dict(
+        zip(
+            IDX_FILES,
+            (
+                "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "md5:25c81989df183df01b3e8a0aad5dffbe",
+                "md5:bef4ecab320f06d8554ea6380940ec79",
+                "md5:bb300cfdad3c16e7a12a480ee83cd310",
+            ),
+        )
+    ),
     "celeba": {
         CELEBA_ZIP: "md5:00d2c5bc6d35e252742224ab0c1e8fcb",
         CELEBA_PARTITION: "md5:d32c9cbf5e040fd4025c592c306e6668",
@@ -61,9 +75,15 @@ CHECKSUMS: dict[str, dict[str, str]] = {
 }
 # Colour photographs shipped inside the scikit-image wheel, by name.
 PHOTOS = {
-    "astronaut": "astronaut.png", "chelsea": "chelsea.png", "coffee": "coffee.png", "rocket": "rocket.jpg",
-    "immunohistochemistry": "ihc.png", "hubble_deep_field": "hubble_deep_field.jpg", "retina": "retina.jpg",
-    "motorcycle_left": "motorcycle_left.png", "color": "color.png",
+    "astronaut": "astronaut.png",
+    "chelsea": "chelsea.png",
+    "coffee": "coffee.png",
+    "rocket": "rocket.jpg",
+    "immunohistochemistry": "ihc.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",
+    "retina": "retina.jpg",
+    "motorcycle_left": "motorcycle_left.png",
+    "color": "color.png",
 }
 REFUSED = ".skipped.csv"  # in data/raw/<name>/: the folder files the download refused (hidden: not an image, no class)
 
@@ -202,8 +222,10 @@ def _read_idx_pair(raw_dir: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
     images_file, labels_file = raw_dir / f"{part}-images-idx3-ubyte.gz", raw_dir / f"{part}-labels-idx1-ubyte.gz"
     images, labels = _read_idx(images_file, 2051), _read_idx(labels_file, 2049)
     if len(images) != len(labels):
-        raise DataError(f"{images_file} holds {len(images)} images but {labels_file.name} holds {len(labels)} labels; "
-                        "delete both here and in the download cache, then fetch again")
+        raise DataError(
+            f"{images_file} holds {len(images)} images but {labels_file.name} holds {len(labels)} labels; "
+            "delete both here and in the download cache, then fetch again"
+        )
     return images, labels
 
 
@@ -218,11 +240,13 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header or int.from_bytes(data[:4], "big") != magic:
         raise DataError(f"{path} is not an IDX file with magic number {magic}; delete it and fetch it again")
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     if len(data) - header != math.prod(dims):
         shape = "x".join(map(str, dims))
-        raise DataError(f"{path} is malformed: its header promises {shape} bytes but {len(data) - header} follow; "
-                        "delete it and fetch it again")
+        raise DataError(
+            f"{path} is malformed: its header promises {shape} bytes but {len(data) - header} follow; "
+            "delete it and fetch it again"
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
@@ -243,12 +267,16 @@ def _open_celeba(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
     members = {PurePosixPath(member).name: member for member in archive.namelist()}
     missing = [name for name in names if name not in members]
     if missing:
-        raise DataError(f"{CELEBA_ZIP} lacks {len(missing)} images listed in {CELEBA_PARTITION} (first: {missing[0]}); "
-                        "delete it from the download cache and fetch it again")
+        raise DataError(
+            f"{CELEBA_ZIP} lacks {len(missing)} images listed in {CELEBA_PARTITION} (first: {missing[0]}); "
+            "delete it from the download cache and fetch it again"
+        )
 
     def read(indices: np.ndarray) -> list[np.ndarray]:
-        return [_centre_crop(decode_image(io.BytesIO(archive.read(members[names[i]])), f"{CELEBA_ZIP}:{names[i]}"))
-                for i in indices]
+        return [
+            _centre_crop(decode_image(io.BytesIO(archive.read(members[names[i]])), f"{CELEBA_ZIP}:{names[i]}"))
+            for i in indices
+        ]
 
     split = np.array([fields[1] == "2" for fields in lines], bool)
     return RawImages(np.full(len(names), -1, np.int64), (), split, read)
@@ -256,7 +284,7 @@ def _open_celeba(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
 
 def _centre_crop(image: np.ndarray) -> np.ndarray:
     top, left = ((extent - CELEBA_CROP) // 2 for extent in image.shape[:2])
-    return image[top:top + CELEBA_CROP, left:left + CELEBA_CROP]
+    return image[top : top + CELEBA_CROP, left : left + CELEBA_CROP]
 
 
 def _fetch_folder(name: str, config: DatasetConfig, raw_dir: Path, cache_dir: Path) -> None:
@@ -264,16 +292,28 @@ def _fetch_folder(name: str, config: DatasetConfig, raw_dir: Path, cache_dir: Pa
     too small, too narrow) are named by the user's own path in raw_dir/.skipped.csv, not copied."""
     where = f"datasets.{name}"
     if config.url or (config.path and Path(config.path).is_file()):
-        archive = fetch_file(config.url, config.checksum or "", cache_dir / "folder" / name / (
-            PurePosixPath(config.url.split("?")[0]).name or "archive")) if config.url else Path(config.path)  # fmt: skip
+        archive = (
+            fetch_file(
+                config.url,
+                config.checksum or "",
+                cache_dir / "folder" / name / (PurePosixPath(config.url.split("?")[0]).name or "archive"),
+            )
+            if config.url
+            else Path(config.path)
+        )
         extract(archive, raw_dir)
-        files = [(file, f"{config.url or archive}:{file.relative_to(raw_dir).as_posix()}") for file in _image_files(raw_dir, where)]
+        files = [
+            (file, f"{config.url or archive}:{file.relative_to(raw_dir).as_posix()}")
+            for file in _image_files(raw_dir, where)
+        ]
         usable, refused = screen(files, config.min_side, config.max_aspect)
         for file in set(file for file, _ in files) - set(usable):
             file.unlink()
     elif config.path and Path(config.path).is_dir():
         source = Path(config.path)
-        usable, refused = screen([(file, str(file)) for file in _image_files(source, f"{where}.path")], config.min_side, config.max_aspect)
+        usable, refused = screen(
+            [(file, str(file)) for file in _image_files(source, f"{where}.path")], config.min_side, config.max_aspect
+        )
         for file in usable:
             (raw_dir / file.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(file, raw_dir / file.relative_to(source))
@@ -281,8 +321,10 @@ def _fetch_folder(name: str, config: DatasetConfig, raw_dir: Path, cache_dir: Pa
         raise DataError(f"{where}.path: {config.path} does not exist; give a directory or archive of images")
     if refused and config.on_bad_image == "fail":
         first = "; ".join(f"{path}: {reason}" for path, reason in refused[:2])
-        raise DataError(f"{where}: {len(refused)} images cannot be used ({first}); fix or remove them, or set "
-                        f"{where}.on_bad_image: skip to leave them out")  # fmt: skip
+        raise DataError(
+            f"{where}: {len(refused)} images cannot be used ({first}); fix or remove them, or set "
+            f"{where}.on_bad_image: skip to leave them out"
+        )
     if not usable:
         first = f" (first: {refused[0][0]}: {refused[0][1]})" if refused else ""
         raise DataError(f"{where}: none of the {len(refused)} images can be used{first}; see min_side and max_aspect")
@@ -306,8 +348,13 @@ def _open_folder(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
 
 def _image_files(root: Path, where: str) -> list[Path]:
     files = sorted(
-        (path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-         and all(_visible(part) for part in path.relative_to(root).parts)),
+        (
+            path
+            for path in root.rglob("*")
+            if path.suffix.lower() in IMAGE_SUFFIXES
+            and path.is_file()
+            and all(_visible(part) for part in path.relative_to(root).parts)
+        ),
         key=lambda path: path.relative_to(root).as_posix(),
     )
     if not files:

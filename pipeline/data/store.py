@@ -42,7 +42,9 @@ class PreparedWriter:
         key = f"{split}/{name}"
         handle, shape, dtype, written = self.files[key]
         if start != written or values.shape[1:] != shape[1:]:
-            raise ValueError(f"{key}: expected rows from {written} of shape {shape[1:]}, got {start} and {values.shape[1:]}")
+            raise ValueError(
+                f"{key}: expected rows from {written} of shape {shape[1:]}, got {start} and {values.shape[1:]}"
+            )
         handle.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
         self.files[key] = (handle, shape, dtype, written + len(values))
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from pipeline.errors import TrainingError
 from pipeline.images import to_float
 
+
 class ClassifierOutput(NamedTuple):
     logits: Tensor  # (B, classes)
     features: Tensor  # (B, features): the penultimate layer, after its ReLU
@@ -26,18 +27,26 @@ LARGEST_SIDE = 32  # larger images are average-pooled down to this first, which 
 
 class Classifier(nn.Module):
     """Two conv blocks (3×3, batch norm, ReLU, 2×2 max-pool), pooled to 4×4, then a `features`-wide layer and
-    the class logits. Average pooling to 4×4 makes one network fit any image size the config allows (8 up); images larger
-    than 32 pixels are seen at 32, so FCD judges shapes and colours at that scale, not fine texture."""
+    the class logits. Average pooling to 4×4 makes one network fit any image size the config allows (8 up);
+    images larger than 32 pixels are seen at 32, so FCD judges shapes and colours at that scale, not fine texture."""
 
     def __init__(self, *, in_channels: int, image_size: int, classes: int, width: int = 32, features: int = 64) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.AdaptiveAvgPool2d(min(image_size, LARGEST_SIDE)),
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),  # (B, 2·width·16)
-            nn.Linear(2 * width * 16, features), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),  # (B, 2·width·16)
+            nn.Linear(2 * width * 16, features),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(features, classes)
 
     def forward(self, x: Tensor) -> ClassifierOutput:
@@ -62,8 +71,10 @@ def load_classifier(folder: Path, device: torch.device) -> Classifier | None:
         model = Classifier(**saved["kwargs"]).to(device)
         model.load_state_dict(saved["state_dict"])
     except Exception as error:
-        raise TrainingError(f"{folder / MODEL_FILE} is not a classifier this code can load ({error.__class__.__name__}); "
-                            f"run `dvc repro --force classify@{folder.name}`") from None  # fmt: skip
+        raise TrainingError(
+            f"{folder / MODEL_FILE} is not a classifier this code can load ({error.__class__.__name__}); "
+            f"run `dvc repro --force classify@{folder.name}`"
+        ) from None
     return model.eval()
 
 

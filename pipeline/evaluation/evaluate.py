@@ -13,16 +13,16 @@ import torch
 
 from pipeline import capabilities
 from pipeline.config import Params
+from pipeline.data.tensors import load_tensors
+from pipeline.device import resolve_device
 from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.figures import draw_figures
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.evaluation.metrics import summarise
 from pipeline.evaluation.search import clock
-from pipeline.device import resolve_device
 from pipeline.experiment import Experiment, load_trained, resolve
 from pipeline.images import to_numpy, to_uint8
-from pipeline.data.tensors import load_tensors
 from pipeline.tasks import Batch, Task
 
 EVAL_BATCH = 256
@@ -43,7 +43,9 @@ class Predictions(NamedTuple):
 
 
 @torch.no_grad()
-def predict_split(params: Params, experiment: Experiment, *, prepared_dir: Path, model_dir: Path, timed: bool = False) -> Predictions:
+def predict_split(
+    params: Params, experiment: Experiment, *, prepared_dir: Path, model_dir: Path, timed: bool = False
+) -> Predictions:
     """Run the trained model over the test split in fixed order, with a fixed seed for any task noise.
     `timed` repeats a pass that took under MIN_TIMING seconds, to read the time per image off the fastest.
 
@@ -66,6 +68,7 @@ def predict_split(params: Params, experiment: Experiment, *, prepared_dir: Path,
         if not batches:  # the first call pays for one-time set-up (kernels, allocations), which is not restoring
             task.predict(model, batch.head(2))
             if searching:
+
                 def record(spent: float, images: torch.Tensor, target: torch.Tensor = batch.target) -> None:
                     # the error stays on the device until the pass is over: reading it back would stall a GPU
                     trace.append((spent / len(images), (images.float().clamp(0, 1) - target).pow(2).mean()))
@@ -76,7 +79,9 @@ def predict_split(params: Params, experiment: Experiment, *, prepared_dir: Path,
         seconds += clock(device) - started
         batches.append(batch)
     passes = [seconds]
-    while timed and batches and sum(passes) < MIN_TIMING and len(passes) < 20:  # a pass of milliseconds: time it again, keep the fastest
+    while (
+        timed and batches and sum(passes) < MIN_TIMING and len(passes) < 20
+    ):  # a pass of milliseconds: time it again, keep the fastest
         started = clock(device)
         for batch in batches:
             task.predict(model, batch)
@@ -130,9 +135,17 @@ def evaluate_experiment(
         if baseline is not None:
             outputs["baseline_"] = baseline
             summary["baseline_seconds_per_image"] = (clock(torch.device("cpu")) - started) / len(given)
-        scores = {f"{prefix}{key}": value for prefix, images in outputs.items() for key, value in task.scores(images, truth).items()}
+        scores = {
+            f"{prefix}{key}": value
+            for prefix, images in outputs.items()
+            for key, value in task.scores(images, truth).items()
+        }
         # a seed's own protocol over the whole split, where it had one (the ambient seed's tiled grid)
-        summary |= {f"{prefix}{key}": value for prefix, images in outputs.items() for key, value in task.tiled_scores(images, truth).items()}
+        summary |= {
+            f"{prefix}{key}": value
+            for prefix, images in outputs.items()
+            for key, value in task.tiled_scores(images, truth).items()
+        }
         summary |= {**summarise(scores), "images": len(prediction)}
         table = pd.DataFrame({"image": np.arange(len(prediction)), **scores})
         preview = {"input": given[:count], "output": prediction[:count], "truth": truth[:count]}
@@ -160,15 +173,22 @@ def evaluate_experiment(
         table["colour_from_latent"] = colour_source(model, batches)
         summary |= summarise({"colour_from_latent": table["colour_from_latent"].to_numpy()})
     if task.reconstructs and capabilities.encodes(model):
-        summary |= label_probe(task, model, lambda: load_tensors(prepared_dir, "train", task, device), batches, params.base.seed)
+        summary |= label_probe(
+            task, model, lambda: load_tensors(prepared_dir, "train", task, device), batches, params.base.seed
+        )
     if classifier is not None and samples is not None:
         _, real = classify(classifier, test["images"])
         logits, generated = classify(classifier, samples[: params.classifier.samples])
         summary |= {"fcd": frechet_distance(generated, real), "fcd_samples": len(generated)}
         if not task.reconstructs:
             probabilities = torch.from_numpy(logits).softmax(1)
-            table = pd.DataFrame({"sample": np.arange(len(logits)), "predicted_class": probabilities.argmax(1).numpy(),
-                                  "confidence": probabilities.max(1).values.numpy()})  # fmt: skip
+            table = pd.DataFrame(
+                {
+                    "sample": np.arange(len(logits)),
+                    "predicted_class": probabilities.argmax(1).numpy(),
+                    "confidence": probabilities.max(1).values.numpy(),
+                }
+            )
     summary["train_seconds"] = run["train_seconds"]
     figures = draw_figures(predicted, samples, params.figures, name, figures_dir)
     preview = {key: to_uint8(value) if value.ndim == 4 else value for key, value in preview.items()}
@@ -183,7 +203,9 @@ def tracking_record(experiment: Experiment, run: dict[str, Any], figures: list[P
     record: dict[str, Any] = {"run_id": run["run_id"], "experiment": experiment.name}
     task = experiment.task
     if task.restores:
-        method = "supervised" if task.supervised else "ambient" if capabilities.encodes(experiment.model_class) else "ACSG"
+        method = (
+            "supervised" if task.supervised else "ambient" if capabilities.encodes(experiment.model_class) else "ACSG"
+        )
         record |= {"forward": task.forward, "method": method}
     record["figures"] = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in figures}
     return record

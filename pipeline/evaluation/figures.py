@@ -42,7 +42,9 @@ def comparison_rows(
     return rows
 
 
-def draw_figures(predicted: Predictions, samples: Tensor | None, settings: FiguresConfig, name: str, out_dir: Path) -> list[Path]:
+def draw_figures(
+    predicted: Predictions, samples: Tensor | None, settings: FiguresConfig, name: str, out_dir: Path
+) -> list[Path]:
     """Write the experiment's figures to out_dir (replacing what was there) and return their paths.
 
     Every model that reconstructs gets grid.png (test inputs over outputs); models that can sample get
@@ -61,8 +63,10 @@ def draw_figures(predicted: Predictions, samples: Tensor | None, settings: Figur
             save_png(grid([to_numpy(row) for row in shown.split(columns)]), staging / "samples.png")
         if capabilities.draws_eigenimages(model):
             images = model.eigenimages(2 * columns)  # the mean, then the components
-            save_png(grid([to_numpy(images[:1]), to_numpy(images[1 : 1 + columns]), to_numpy(images[1 + columns :])]),
-                     staging / "eigenimages.png")  # fmt: skip
+            save_png(
+                grid([to_numpy(images[:1]), to_numpy(images[1 : 1 + columns]), to_numpy(images[1 + columns :])]),
+                staging / "eigenimages.png",
+            )
             (staging / "psnr_by_components.csv").write_text(component_curve(model, predicted.batches))
         if predicted.task.conditioned_on is not None:
             for figure, rows in transfer_figures(predicted, settings.transfer_targets, columns).items():
@@ -100,11 +104,14 @@ def transfer_figures(predicted: Predictions, targets: tuple[int, ...], columns: 
     shown = min(len(test), columns * columns)
     blank = np.ones((1, *to_numpy(test[:1]).shape[1:]), np.float32)
     for target in targets:
-        condition = task.conditions(predicted.test, torch.arange(shown), torch.full((shown,), target, device=labels.device))
+        condition = task.conditions(
+            predicted.test, torch.arange(shown), torch.full((shown,), target, device=labels.device)
+        )
         result = to_numpy(model.decode(z[:shown], condition))
         source = to_numpy(test[:shown])
-        figures[f"transfer_to_{target}"] = [np.concatenate([source[r : r + columns], blank, result[r : r + columns]])
-                                            for r in range(0, shown, columns)]  # fmt: skip
+        figures[f"transfer_to_{target}"] = [
+            np.concatenate([source[r : r + columns], blank, result[r : r + columns]]) for r in range(0, shown, columns)
+        ]
     firsts = [int(torch.nonzero(labels == k)[0]) for k in range(task.classes) if bool((labels == k).any())]
     table = []
     for index in firsts:
@@ -121,8 +128,10 @@ def interpolate(model: nn.Module, images: Tensor, pair: tuple[int, int], frames:
     """Decode `frames` evenly spaced points on the straight line between two test images' latents: (frames, C, H, W)."""
     first, second = pair
     if max(first, second) >= len(images):
-        raise DataError(f"figures.interpolation_pairs: index {max(first, second)} is beyond the {len(images)} test images "
-                        f"of {name}'s dataset; pick indices below {len(images)}")  # fmt: skip
+        raise DataError(
+            f"figures.interpolation_pairs: index {max(first, second)} is beyond the {len(images)} test images "
+            f"of {name}'s dataset; pick indices below {len(images)}"
+        )
     ends = model.encode(images[[first, second]])  # (2, …latent shape)
     weights = torch.linspace(0.0, 1.0, frames, device=ends.device).view(-1, *[1] * (ends.dim() - 1))
     return model.decode((1 - weights) * ends[:1] + weights * ends[1:])

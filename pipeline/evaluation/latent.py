@@ -50,9 +50,13 @@ def label_probe(
         return {}
     generator = torch.Generator(train["labels"].device).manual_seed(seed)
     count = len(train_labels)
-    train_batches = [task.batch(train, torch.arange(s, min(s + BATCH, count), device=train["labels"].device), generator)
-                     for s in range(0, count, BATCH)]  # fmt: skip
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(latents(task, model, train_batches), train_labels)
+    train_batches = [
+        task.batch(train, torch.arange(s, min(s + BATCH, count), device=train["labels"].device), generator)
+        for s in range(0, count, BATCH)
+    ]
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+        latents(task, model, train_batches), train_labels
+    )
     return {
         "label_probe_accuracy": float((probe.predict(test_codes) == test_labels).mean()),
         "label_probe_chance": float((test_labels == np.bincount(train_labels).argmax()).mean()),
@@ -60,7 +64,9 @@ def label_probe(
 
 
 @torch.no_grad()
-def transfer_accuracy(task: Transfer, model: nn.Module, batches: list[Batch], classifier: Classifier) -> tuple[np.ndarray, dict[str, float]]:
+def transfer_accuracy(
+    task: Transfer, model: nn.Module, batches: list[Batch], classifier: Classifier
+) -> tuple[np.ndarray, dict[str, float]]:
     """Encode every test image with its own label, decode it with each label in turn, and ask the classifier
     whether it sees that label.
 
@@ -95,7 +101,9 @@ def colour_source(model: nn.Module, batches: list[Batch]) -> np.ndarray:
     conditions = torch.cat([batch.condition for batch in batches])
     z = torch.cat([model.encode(batch.input, batch.condition) for batch in batches])
     given = torch.arange(len(images), device=images.device).roll(1)
-    result = torch.cat([model.decode(z[s : s + BATCH], conditions[given[s : s + BATCH]]) for s in range(0, len(z), BATCH)])
+    result = torch.cat(
+        [model.decode(z[s : s + BATCH], conditions[given[s : s + BATCH]]) for s in range(0, len(z), BATCH)]
+    )
 
     def tint(x: Tensor) -> Tensor:
         return x.mean((2, 3)) - x.mean((1, 2, 3))[:, None]  # (N, C)

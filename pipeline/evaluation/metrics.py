@@ -17,9 +17,7 @@ def ssim(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(N, H, W, C) floats in [0, 1] -> (N,) SSIM, 7×7 uniform window, data_range 1, averaged over channels."""
     from skimage.metrics import structural_similarity
 
-    return np.array(
-        [structural_similarity(t, p, data_range=1.0, channel_axis=-1) for p, t in zip(prediction, target)]
-    )
+    return np.array([structural_similarity(t, p, data_range=1.0, channel_axis=-1) for p, t in zip(prediction, target)])
 
 
 def summarise(scores: dict[str, np.ndarray]) -> dict[str, float]:

@@ -38,7 +38,10 @@ class LatentSearch:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.lr <= 0:
             raise ValueError(f"search.steps must be at least 1 and search.lr above 0 (got {self.steps}, {self.lr})")
-        if min(self.feature_weight, self.pixel_weight, self.prior_weight) < 0 or self.feature_weight + self.pixel_weight == 0:
+        if (
+            min(self.feature_weight, self.pixel_weight, self.prior_weight) < 0
+            or self.feature_weight + self.pixel_weight == 0
+        ):
             raise ValueError("search weights cannot be negative, and feature_weight or pixel_weight must be above 0")
 
 

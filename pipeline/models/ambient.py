@@ -15,6 +15,7 @@ the ACSG baseline searches.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import ClassVar
 
 import torch.nn.functional as F
@@ -73,8 +74,12 @@ def normed(layer: nn.Module, channels: int, *, flat: bool = False) -> list[nn.Mo
 def encoder(channels: int, image_size: int, width: int, latent_dim: int) -> nn.Sequential:
     """(B, C, S, S) -> (B, 2·latent_dim): mean and log-variance. MNIST: conv w, 2w, 4w; CelebA adds FC 16w."""
     side = math.ceil(image_size / 8)
-    layers = [*normed(SameConv(channels, width), width), *normed(SameConv(width, 2 * width), 2 * width),
-              *normed(SameConv(2 * width, 4 * width), 4 * width), nn.Flatten()]  # fmt: skip
+    layers = [
+        *normed(SameConv(channels, width), width),
+        *normed(SameConv(width, 2 * width), 2 * width),
+        *normed(SameConv(2 * width, 4 * width), 4 * width),
+        nn.Flatten(),
+    ]
     features = 4 * width * side**2
     if image_size > SMALL:
         layers += normed(nn.Linear(features, 16 * width), 16 * width, flat=True)
@@ -94,9 +99,11 @@ def decoder(channels: int, image_size: int, width: int, latent_dim: int) -> nn.S
         raise ValueError(f"image_size {image_size} must be divisible by {2**levels} for the seed's decoder")
     side = image_size // 2**levels
     widths = [2 * width, width] if small else [4 * width, 4 * width, 2 * width, max(width // 2, 1)]
-    layers = [*normed(nn.Linear(latent_dim, widths[0] * side**2), widths[0] * side**2, flat=True),
-              nn.Unflatten(1, (widths[0], side, side))]  # fmt: skip
-    for before, after in zip(widths, widths[1:]):
+    layers = [
+        *normed(nn.Linear(latent_dim, widths[0] * side**2), widths[0] * side**2, flat=True),
+        nn.Unflatten(1, (widths[0], side, side)),
+    ]
+    for before, after in pairwise(widths):
         layers += normed(SameDeconv(before, after), after)
     last = SameDeconv(widths[-1], channels) if small else nn.ConvTranspose2d(widths[-1], channels, 3, padding=1)
     return nn.Sequential(*layers, last, nn.Sigmoid())
@@ -114,13 +121,18 @@ class Discriminator(nn.Module):
         small = image_size <= SMALL
         widths = [width, 2 * width, 4 * width] if small else [max(width // 2, 1), 2 * width, 4 * width, 4 * width]
         layers: list[nn.Module] = [SameConv(channels, widths[0]), nn.ReLU()]
-        for before, after in zip(widths[:-2], widths[1:-1]):
+        for before, after in pairwise(widths[:-1]):
             layers += normed(SameConv(before, after), after)
         self.body = nn.Sequential(*layers, SameConv(widths[-2], widths[-1]))
         side = math.ceil(image_size / 2 ** len(widths))
         hidden = [] if small else normed(nn.Linear(widths[-1] * side**2, 4 * width), 4 * width, flat=True)
-        self.head = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.Flatten(), *hidden,
-                                  nn.Linear(widths[-1] * side**2 if small else 4 * width, 1))  # fmt: skip
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(widths[-1]),
+            nn.ReLU(),
+            nn.Flatten(),
+            *hidden,
+            nn.Linear(widths[-1] * side**2 if small else 4 * width, 1),
+        )
 
     def features(self, x: Tensor) -> Tensor:
         return self.body(x)  # (B, 4w, S/8, S/8) for MNIST, (B, 4w, S/16, S/16) for CelebA
@@ -147,7 +159,13 @@ class AmbientVAEGAN(GaussianEncoding):
     update_rule: ClassVar[str] = "ambient_vaegan"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size | None = None, width: Size | None = None
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size | None = None,
+        width: Size | None = None,
     ) -> None:
         super().__init__()
         width, self.latent_dim = seed_sizes(image_size, width, latent_dim)
@@ -168,7 +186,13 @@ class AmbientGAN(GAN):
     update_rule: ClassVar[str] = "adversarial"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size | None = None, width: Size | None = None
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size | None = None,
+        width: Size | None = None,
     ) -> None:
         super().__init__()
         width, self.latent_dim = seed_sizes(image_size, width, latent_dim)

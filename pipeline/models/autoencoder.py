@@ -60,18 +60,30 @@ def conv_codec(
 
 
 class ConvAutoencoder(nn.Module):
-    """`depth` stride-2 conv blocks (width doubling each time) -> linear latent -> mirrored transposed convs -> sigmoid."""
+    """`depth` stride-2 conv blocks (width doubling) -> linear latent -> mirrored transposed convs -> sigmoid."""
 
     update_rule: ClassVar[str] = "reconstruction"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 32, width: Size = 32, depth: Size = 2
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size = 32,
+        width: Size = 32,
+        depth: Size = 2,
     ) -> None:
         super().__init__()
         self.encoder, self.project, self.decoder, self.feature_shape = conv_codec(
-            in_channels=in_channels, out_channels=out_channels, image_size=image_size,
-            width=width, depth=depth, code=latent_dim, latent_dim=latent_dim,
-        )  # fmt: skip
+            in_channels=in_channels,
+            out_channels=out_channels,
+            image_size=image_size,
+            width=width,
+            depth=depth,
+            code=latent_dim,
+            latent_dim=latent_dim,
+        )
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)  # (B, C, H, W) -> (B, latent_dim)
@@ -106,16 +118,23 @@ class SeedConvAutoencoder(nn.Module):
     def __init__(self, *, in_channels: int, out_channels: int, image_size: int) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+        )
         self.decoder = nn.Sequential(
-            KerasSameTranspose(32, 32), nn.ReLU(),
-            KerasSameTranspose(32, 16), nn.ReLU(),
-            KerasSameTranspose(16, 8), nn.ReLU(),
-            KerasSameTranspose(8, out_channels), nn.Sigmoid(),
-        )  # fmt: skip
+            KerasSameTranspose(32, 32),
+            nn.ReLU(),
+            KerasSameTranspose(32, 16),
+            nn.ReLU(),
+            KerasSameTranspose(16, 8),
+            nn.ReLU(),
+            KerasSameTranspose(8, out_channels),
+            nn.Sigmoid(),
+        )
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)  # (B, C, H, W) -> (B, 32, H, W)
@@ -126,5 +145,3 @@ class SeedConvAutoencoder(nn.Module):
     def forward(self, x: Tensor) -> AutoencoderOutput:
         latent = self.encode(x)
         return AutoencoderOutput(image=self.decode(latent), latent=latent)
-
-

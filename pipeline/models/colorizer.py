@@ -42,11 +42,16 @@ class Colorizer(nn.Module):
         w = width
         self.encoder_half = nn.Sequential(conv(in_channels, w, 2), conv(w, 2 * w))  # (B, 2w, S/2, S/2)
         self.encoder_quarter = nn.Sequential(conv(2 * w, 2 * w, 2), conv(2 * w, 4 * w))  # (B, 4w, S/4, S/4)
-        self.encoder_eighth = nn.Sequential(conv(4 * w, 4 * w, 2), conv(4 * w, 8 * w), conv(8 * w, 8 * w), conv(8 * w, 4 * w),
-                                    conv(4 * w, 2 * w))  # fmt: skip  # (B, 2w, S/8, S/8)
+        self.encoder_eighth = nn.Sequential(
+            conv(4 * w, 4 * w, 2), conv(4 * w, 8 * w), conv(8 * w, 8 * w), conv(8 * w, 4 * w), conv(4 * w, 2 * w)
+        )  # (B, 2w, S/8, S/8)
         self.decoder_quarter = conv(2 * w + self.skip(4 * w), w)  # after upsampling to S/4
-        self.decoder_half = nn.Sequential(conv(w + self.skip(2 * w), w // 2), conv(w // 2, w // 4),
-                                     nn.Conv2d(w // 4, out_channels, 3, padding=1), nn.Tanh())  # fmt: skip
+        self.decoder_half = nn.Sequential(
+            conv(w + self.skip(2 * w), w // 2),
+            conv(w // 2, w // 4),
+            nn.Conv2d(w // 4, out_channels, 3, padding=1),
+            nn.Tanh(),
+        )
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
 
     def skip(self, channels: int) -> int:

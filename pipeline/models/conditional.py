@@ -4,8 +4,8 @@ carry what the condition already says, and decoding with another condition trans
 `conditional_aegan` is the seed's label-conditioned network at 28×28, layer for layer: the one-hot label
 enters as a (B, classes, 1, 1) map that transposed convolutions expand to the image features' size, where
 it is concatenated. `image_conditional_aegan` takes an image as the condition (a gray image, an edge map)
-at sizes 4·2^k (8, 16, 32, 64, …): the condition's features join the encoder at its first level and the decoder at every level,
-so structure comes from the condition and the latent is free to keep the rest (colour, texture).
+at sizes 4·2^k (8, 16, 32, 64, …): the condition's features join the encoder at its first level and the
+decoder at every level, so structure comes from the condition and the latent is free to keep the rest (colour, texture).
 
 Both critics output a logit; the seed ended its discriminator in a sigmoid and used BCE, which is the
 same loss computed less stably.
@@ -52,11 +52,17 @@ class LabelEncoder(nn.Module):
         )
         self.image = nn.Conv2d(in_channels, 4 * width, 3, stride=2, padding=1, bias=False)  # 14×14
         self.joined = nn.Sequential(
-            nn.BatchNorm2d(4 * width + condition_width), nn.ReLU(),
-            *block(nn.Conv2d(4 * width + condition_width, 2 * width, 3, stride=2, padding=1, bias=False), 2 * width, nn.ReLU()),  # 7×7
+            nn.BatchNorm2d(4 * width + condition_width),
+            nn.ReLU(),
+            *block(
+                nn.Conv2d(4 * width + condition_width, 2 * width, 3, stride=2, padding=1, bias=False),
+                2 * width,
+                nn.ReLU(),
+            ),  # 7×7
             *block(nn.Conv2d(2 * width, width, 3, stride=2, padding=1, bias=False), width, nn.ReLU()),  # 4×4
-            nn.Conv2d(width, latent_dim, 4), nn.Flatten(),  # (B, latent_dim): no activation
-        )  # fmt: skip
+            nn.Conv2d(width, latent_dim, 4),
+            nn.Flatten(),  # (B, latent_dim): no activation
+        )
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
         spread = self.condition(condition[:, :, None, None])  # (B, condition_width, 14, 14)
@@ -77,14 +83,22 @@ class LabelDecoder(nn.Module):
             nn.Conv2d(2 * width, 4 * width, 3, padding=1, bias=False),
         )
         self.joined = nn.Sequential(
-            nn.BatchNorm2d(4 * width + condition_width), nn.ReLU(),
-            *block(nn.ConvTranspose2d(4 * width + condition_width, 2 * width, 5, stride=2, bias=False), 2 * width, nn.ReLU()),  # 15×15
+            nn.BatchNorm2d(4 * width + condition_width),
+            nn.ReLU(),
+            *block(
+                nn.ConvTranspose2d(4 * width + condition_width, 2 * width, 5, stride=2, bias=False),
+                2 * width,
+                nn.ReLU(),
+            ),  # 15×15
             *block(nn.ConvTranspose2d(2 * width, width, 3, stride=2, padding=1, bias=False), width, nn.ReLU()),  # 29×29
-            nn.Conv2d(width, out_channels, 4, padding=1), nn.Sigmoid(),  # 28×28
-        )  # fmt: skip
+            nn.Conv2d(width, out_channels, 4, padding=1),
+            nn.Sigmoid(),  # 28×28
+        )
 
     def forward(self, z: Tensor, condition: Tensor) -> Tensor:
-        return self.joined(torch.cat([self.latent(z[:, :, None, None]), self.condition(condition[:, :, None, None])], dim=1))
+        return self.joined(
+            torch.cat([self.latent(z[:, :, None, None]), self.condition(condition[:, :, None, None])], dim=1)
+        )
 
 
 class LabelCritic(nn.Module):
@@ -98,13 +112,15 @@ class LabelCritic(nn.Module):
             nn.Conv2d(in_channels, width, 4, stride=2, padding=1, bias=False),  # 14×14
             *block(nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), 2 * width, nn.LeakyReLU()),  # 7×7
             nn.Conv2d(2 * width, 3 * width, 3, stride=2, padding=1, bias=False),  # 4×4
-        )  # fmt: skip
+        )
         self.joined = nn.Sequential(
-            nn.BatchNorm2d(4 * width), nn.LeakyReLU(),
+            nn.BatchNorm2d(4 * width),
+            nn.LeakyReLU(),
             *block(nn.Conv2d(4 * width, 8 * width, 3, padding=1, bias=False), 8 * width, nn.LeakyReLU()),
             *block(nn.Conv2d(8 * width, 2 * width, 3, padding=1, bias=False), 2 * width, nn.LeakyReLU()),
-            nn.Conv2d(2 * width, 1, 4, bias=False), nn.Flatten(),  # (B, 1)
-        )  # fmt: skip
+            nn.Conv2d(2 * width, 1, 4, bias=False),
+            nn.Flatten(),  # (B, 1)
+        )
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
         return self.joined(torch.cat([self.image(x), self.condition(condition[:, :, None, None])], dim=1)).squeeze(1)
@@ -141,13 +157,23 @@ class LabelConditionalAEGAN(ConditionalAutoencoder):
     conditioned_on: ClassVar[str] = "label"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, condition_channels: int,
-        latent_dim: Size = 16, width: Size = 32, critic_width: Size = 32, condition_width: Size = 12,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        condition_channels: int,
+        latent_dim: Size = 16,
+        width: Size = 32,
+        critic_width: Size = 32,
+        condition_width: Size = 12,
+    ) -> None:
         super().__init__()
         if image_size != 28:
-            raise ValueError(f"the seed's label-conditioned network is built for 28×28 images, not {image_size}; "
-                             "use image_size 28 or image_conditional_aegan")  # fmt: skip
+            raise ValueError(
+                f"the seed's label-conditioned network is built for 28×28 images, not {image_size}; "
+                "use image_size 28 or image_conditional_aegan"
+            )
         self.latent_dim = latent_dim
         self.encoder = LabelEncoder(in_channels, condition_channels, width, condition_width, latent_dim)
         self.decoder = LabelDecoder(out_channels, condition_channels, width, condition_width, latent_dim)
@@ -164,7 +190,7 @@ class ConditionFeatures(nn.Module):
         self.down = nn.ModuleList(
             nn.Sequential(nn.Conv2d(width, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.LeakyReLU(0.2))
             for _ in range(levels)
-        )  # fmt: skip
+        )
 
     def forward(self, condition: Tensor) -> list[Tensor]:
         features = [self.first(condition)]
@@ -177,7 +203,9 @@ class ImageEncoder(nn.Module):
     """(x (B, C, S, S), condition (B, c, S, S)) -> z (B, latent_dim): the condition's full-size features are
     concatenated to the image, then stride-2 convolutions take it to 4×4 and a 4×4 convolution to the latent."""
 
-    def __init__(self, in_channels: int, condition_channels: int, widths: list[int], condition_width: int, latent_dim: int) -> None:
+    def __init__(
+        self, in_channels: int, condition_channels: int, widths: list[int], condition_width: int, latent_dim: int
+    ) -> None:
         super().__init__()
         self.condition = nn.Sequential(nn.Conv2d(condition_channels, condition_width, 3, padding=1), nn.LeakyReLU(0.2))
         layers: list[nn.Module] = []
@@ -194,18 +222,30 @@ class ImageDecoder(nn.Module):
     transposed convolution doubles the side, and the condition's features at that side are concatenated
     before it, so the decoder can draw the condition's structure at every scale."""
 
-    def __init__(self, out_channels: int, condition_channels: int, widths: list[int], condition_width: int, latent_dim: int) -> None:
+    def __init__(
+        self, out_channels: int, condition_channels: int, widths: list[int], condition_width: int, latent_dim: int
+    ) -> None:
         super().__init__()
         self.condition = ConditionFeatures(condition_channels, condition_width, len(widths))
-        self.latent = nn.Sequential(*block(nn.ConvTranspose2d(latent_dim, widths[-1], 4, bias=False), widths[-1], nn.ReLU()))
+        self.latent = nn.Sequential(
+            *block(nn.ConvTranspose2d(latent_dim, widths[-1], 4, bias=False), widths[-1], nn.ReLU())
+        )
         self.up = nn.ModuleList(
-            nn.Sequential(*block(nn.ConvTranspose2d(before + condition_width, after, 4, stride=2, padding=1, bias=False), after, nn.ReLU()))
+            nn.Sequential(
+                *block(
+                    nn.ConvTranspose2d(before + condition_width, after, 4, stride=2, padding=1, bias=False),
+                    after,
+                    nn.ReLU(),
+                )
+            )
             for before, after in zip(widths[::-1], widths[::-1][1:])
-        )  # fmt: skip
+        )
         self.last = nn.Sequential(
-            nn.ConvTranspose2d(widths[0] + condition_width, widths[0], 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(widths[0] + condition_width, out_channels, 3, padding=1), nn.Sigmoid(),
-        )  # fmt: skip
+            nn.ConvTranspose2d(widths[0] + condition_width, widths[0], 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(widths[0] + condition_width, out_channels, 3, padding=1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, z: Tensor, condition: Tensor) -> Tensor:
         features = self.condition(condition)[::-1]  # 4×4 first, full size last
@@ -238,9 +278,17 @@ class ImageConditionalAEGAN(ConditionalAutoencoder):
     conditioned_on: ClassVar[str] = "image"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, condition_channels: int,
-        latent_dim: Size = 16, width: Size = 16, critic_width: Size = 16, condition_width: Size = 8,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        condition_channels: int,
+        latent_dim: Size = 16,
+        width: Size = 16,
+        critic_width: Size = 16,
+        condition_width: Size = 8,
+    ) -> None:
         super().__init__()
         levels = (image_size // 4).bit_length() - 1  # halvings from S to 4
         if image_size < 8 or image_size != 4 * 2**levels:
@@ -249,6 +297,7 @@ class ImageConditionalAEGAN(ConditionalAutoencoder):
         self.latent_dim = latent_dim
         self.encoder = ImageEncoder(in_channels, condition_channels, widths, condition_width, latent_dim)
         self.decoder = ImageDecoder(out_channels, condition_channels, widths, condition_width, latent_dim)
-        self.critic = ImageCritic(in_channels, condition_channels, [critic_width * min(2**level, 8) for level in range(levels)])
+        self.critic = ImageCritic(
+            in_channels, condition_channels, [critic_width * min(2**level, 8) for level in range(levels)]
+        )
         self.apply(initialise)
-

@@ -48,9 +48,11 @@ def conv_generator(out_channels: int, image_size: int, width: int, depth: int, l
     """z (B, latent_dim) -> linear -> (B, widths[-1], side, side) -> up stack -> (B, C, S, S) in [0, 1]."""
     widths, side = stack_widths(image_size, width, depth)
     return nn.Sequential(
-        nn.Linear(latent_dim, widths[-1] * side**2), nn.ReLU(), nn.Unflatten(1, (widths[-1], side, side)),
+        nn.Linear(latent_dim, widths[-1] * side**2),
+        nn.ReLU(),
+        nn.Unflatten(1, (widths[-1], side, side)),
         *up_stack(widths, out_channels),
-    )  # fmt: skip
+    )
 
 
 class GAN(PriorSampler, nn.Module):
@@ -74,9 +76,15 @@ class LinearGAN(GAN):
     update_rule: ClassVar[str] = "adversarial"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 100,
-        generator_hidden: tuple[Size, ...] = (128, 256, 256, 512), critic_hidden: tuple[Size, ...] = (512, 512, 256, 128, 64),
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size = 100,
+        generator_hidden: tuple[Size, ...] = (128, 256, 256, 512),
+        critic_hidden: tuple[Size, ...] = (512, 512, 256, 128, 64),
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.generator = pixel_decoder([latent_dim, *generator_hidden], (out_channels, image_size, image_size))
@@ -102,9 +110,16 @@ class DCGAN(GAN):
     critic_batch_norm: ClassVar[bool] = True
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 32, width: Size = 32, depth: Size = 2,
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size = 32,
+        width: Size = 32,
+        depth: Size = 2,
         critic_width: Size = 32,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.generator = conv_generator(out_channels, image_size, width, depth, latent_dim)

@@ -5,6 +5,7 @@ The seed's FashionMNIST sizes are the defaults: 784-512-256-128 with a 20-number
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -17,7 +18,7 @@ from pipeline.models.vae import GaussianEncoding
 def perceptron(sizes: list[int], activation: type[nn.Module] = nn.ReLU) -> list[nn.Module]:
     """Linear layers between consecutive `sizes`, an activation after each but the last."""
     layers: list[nn.Module] = []
-    for before, after in zip(sizes, sizes[1:]):
+    for before, after in pairwise(sizes):
         layers += [nn.Linear(before, after), activation()]
     return layers[:-1]
 
@@ -25,9 +26,7 @@ def perceptron(sizes: list[int], activation: type[nn.Module] = nn.ReLU) -> list[
 def pixel_decoder(sizes: list[int], shape: tuple[int, int, int]) -> nn.Sequential:
     """Latent -> hidden layers -> C·H·W pixels -> sigmoid, reshaped to (B, C, H, W)."""
     channels, height, width = shape
-    return nn.Sequential(
-        *perceptron([*sizes, channels * height * width]), nn.Sigmoid(), nn.Unflatten(1, shape)
-    )  # fmt: skip
+    return nn.Sequential(*perceptron([*sizes, channels * height * width]), nn.Sigmoid(), nn.Unflatten(1, shape))
 
 
 class LinearAutoencoder(nn.Module):
@@ -40,9 +39,14 @@ class LinearAutoencoder(nn.Module):
     update_rule: ClassVar[str] = "reconstruction"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 20,
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size = 20,
         hidden: tuple[Size, ...] = (512, 256, 128),
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         pixels = in_channels * image_size**2
@@ -70,9 +74,14 @@ class LinearVAE(GaussianEncoding):
     update_rule: ClassVar[str] = "variational"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 12,
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size = 12,
         hidden: tuple[Size, ...] = (512, 256, 128),
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         pixels = in_channels * image_size**2

@@ -55,7 +55,8 @@ class PrincipalComponents(nn.Module):
         }
 
     def eigenimages(self, count: int) -> Tensor:
-        """The mean image and the first `count` components, each rescaled to [0, 1] for display: (count + 1, C, H, W)."""
+        """The mean image and the first `count` components, each rescaled to [0, 1] for display.
+        Returns (count + 1, C, H, W)."""
         images = torch.cat([self.mean[None], self.components[:count]]).view(-1, *self.shape)
         low = images.flatten(1).min(dim=1).values.view(-1, 1, 1, 1)
         high = images.flatten(1).max(dim=1).values.view(-1, 1, 1, 1)

@@ -27,7 +27,9 @@ class UNet(nn.Module):
 
     update_rule: ClassVar[str] = "reconstruction"
 
-    def __init__(self, *, in_channels: int, out_channels: int, image_size: int, width: Size = 64, depth: Size = 6) -> None:
+    def __init__(
+        self, *, in_channels: int, out_channels: int, image_size: int, width: Size = 64, depth: Size = 6
+    ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
@@ -37,7 +39,9 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         for level, (before, after) in enumerate(zip([in_channels, *widths], widths)):
             layers: list[nn.Module] = [] if level == 0 else [nn.LeakyReLU(0.2)]
-            layers.append(nn.Conv2d(before, after, 4, stride=2, padding=1, bias=False))  # as pix2pix: no bias going down
+            layers.append(
+                nn.Conv2d(before, after, 4, stride=2, padding=1, bias=False)
+            )  # as pix2pix: no bias going down
             if 0 < level < depth - 1:  # no norm on the outermost and innermost levels
                 layers.append(nn.BatchNorm2d(after))
             self.down.append(nn.Sequential(*layers))
@@ -45,7 +49,10 @@ class UNet(nn.Module):
         for level in range(depth):
             before = widths[level] * (1 if level == depth - 1 else 2)  # the innermost level has no skip to join
             after = widths[level - 1] if level else out_channels
-            layers = [nn.ReLU(), nn.ConvTranspose2d(before, after, 4, stride=2, padding=1, bias=level == 0)]  # BN follows the rest
+            layers = [
+                nn.ReLU(),
+                nn.ConvTranspose2d(before, after, 4, stride=2, padding=1, bias=level == 0),
+            ]  # BN follows the rest
             if level:
                 layers.append(nn.BatchNorm2d(after))
                 if 4 <= level < depth - 1:
@@ -94,11 +101,20 @@ class Pix2Pix(nn.Module):
     update_rule: ClassVar[str] = "conditional_adversarial"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, width: Size = 64, depth: Size = 6,
-        critic_width: Size = 64, critic_layers: Size = 3,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        width: Size = 64,
+        depth: Size = 6,
+        critic_width: Size = 64,
+        critic_layers: Size = 3,
+    ) -> None:
         super().__init__()
-        self.generator = UNet(in_channels=in_channels, out_channels=out_channels, image_size=image_size, width=width, depth=depth)
+        self.generator = UNet(
+            in_channels=in_channels, out_channels=out_channels, image_size=image_size, width=width, depth=depth
+        )
         self.critic = PatchCritic(in_channels + out_channels, critic_width, critic_layers)
 
     def forward(self, x: Tensor) -> GeneratorOutput:

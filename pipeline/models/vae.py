@@ -53,14 +53,26 @@ class ConvVAE(GaussianEncoding):
     update_rule: ClassVar[str] = "variational"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 16, width: Size = 32, depth: Size = 2
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size = 16,
+        width: Size = 32,
+        depth: Size = 2,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.encoder, self.project, self.decoder, self.feature_shape = conv_codec(
-            in_channels=in_channels, out_channels=out_channels, image_size=image_size,
-            width=width, depth=depth, code=2 * latent_dim, latent_dim=latent_dim,  # code = mean and log-variance
-        )  # fmt: skip
+            in_channels=in_channels,
+            out_channels=out_channels,
+            image_size=image_size,
+            width=width,
+            depth=depth,
+            code=2 * latent_dim,
+            latent_dim=latent_dim,  # code = mean and log-variance
+        )
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(self.project(z).view(-1, *self.feature_shape))  # (B, latent_dim) -> (B, C, H, W)

@@ -19,11 +19,22 @@ class ConvVAEWGAN(ConvVAE):
     update_rule: ClassVar[str] = "vae_wasserstein"
 
     def __init__(
-        self, *, in_channels: int, out_channels: int, image_size: int, latent_dim: Size = 16, width: Size = 32, depth: Size = 2,
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: Size = 16,
+        width: Size = 32,
+        depth: Size = 2,
         critic_width: Size = 32,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(
-            in_channels=in_channels, out_channels=out_channels, image_size=image_size,
-            latent_dim=latent_dim, width=width, depth=depth,
-        )  # fmt: skip
+            in_channels=in_channels,
+            out_channels=out_channels,
+            image_size=image_size,
+            latent_dim=latent_dim,
+            width=width,
+            depth=depth,
+        )
         self.critic = conv_critic(out_channels, image_size, critic_width, depth, batch_norm=False)

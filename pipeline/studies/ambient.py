@@ -16,12 +16,17 @@ from pipeline.studies.base import Figure, Study
 
 # The seed's table (Ambient VAE-GAN, CelebA 64×64, one tiled batch of 64): (method, forward model) -> (PSNR, SSIM)
 SEED_CELEBA = {
-    ("supervised", "add_noise"): (20.28, 0.82), ("supervised", "drop_independent"): (18.56, 0.67),
+    ("supervised", "add_noise"): (20.28, 0.82),
+    ("supervised", "drop_independent"): (18.56, 0.67),
     ("supervised", "drop_patch"): (18.45, 0.65),
-    ("ACSG", "add_noise"): (20.02, 0.81), ("ACSG", "drop_independent"): (17.07, 0.58), ("ACSG", "drop_patch"): (16.10, 0.48),
-    ("ambient", "add_noise"): (20.20, 0.83), ("ambient", "drop_independent"): (17.51, 0.60),
+    ("ACSG", "add_noise"): (20.02, 0.81),
+    ("ACSG", "drop_independent"): (17.07, 0.58),
+    ("ACSG", "drop_patch"): (16.10, 0.48),
+    ("ambient", "add_noise"): (20.20, 0.83),
+    ("ambient", "drop_independent"): (17.51, 0.60),
     ("ambient", "drop_patch"): (16.15, 0.49),
-    ("non-learned", "add_noise"): (19.54, 0.76), ("non-learned", "drop_independent"): (15.24, 0.42),
+    ("non-learned", "add_noise"): (19.54, 0.76),
+    ("non-learned", "drop_independent"): (15.24, 0.42),
     ("non-learned", "drop_patch"): (16.23, 0.50),
 }  # fmt: skip -- the seed's table, one (method, forward model) per cell as it printed them
 
@@ -40,13 +45,8 @@ class Ambient(Study):
             if "forward" in row:
                 groups.setdefault((row["dataset"], row["forward"]), []).append(row)
         for (dataset, forward), members in groups.items():
-
-            def scored(prefix: str, method: str) -> dict:  # a row from the first member's `<prefix>` scores
-                scores = {key.removeprefix(prefix): value for key, value in members[0].items() if key.startswith(prefix)}
-                common = {"model": method, "dataset": dataset, "task": "restore", "latent_dim": ""}
-                return {"experiment": f"{method} ({forward})", **common, "forward": forward, "method": method, **scores}
-
-            non_learned, distorted = scored("baseline_", "non-learned"), scored("input_", "distorted input")
+            non_learned = _scored(members[0], "baseline_", "non-learned", dataset, forward)
+            distorted = _scored(members[0], "input_", "distorted input", dataset, forward)
             extra += [non_learned, distorted]
             searched = [row["seconds_per_image"] for row in members if row["method"] == "ACSG"]
             for row in [*members, non_learned]:
@@ -80,7 +80,9 @@ class Ambient(Study):
             plot_time_curves(methods, f"{key}: time against error", folder / f"time_{key}.png")
         return {f"time_{key}.png": list(methods) for key, methods in curves.items()}
 
-    def curves(self, table: pd.DataFrame, preview: Callable[[str], dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    def curves(
+        self, table: pd.DataFrame, preview: Callable[[str], dict]
+    ) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
         """Per "<dataset>_<forward>": method -> (seconds per image, mean squared error), a curve for the latent
         search (its error after each step, on the first 64 test images) and one point for every other method."""
         curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
@@ -114,3 +116,10 @@ class Ambient(Study):
 
 def _pairs(first: pd.Series, second: pd.Series) -> list[str]:
     return [f"{p:.2f} / {q:.2f}" if pd.notna(p) else "" for p, q in zip(first, second)]
+
+
+def _scored(row: dict, prefix: str, method: str, dataset: str, forward: str) -> dict:
+    """A table row for `method` from `row`'s `<prefix>` scores."""
+    scores = {key.removeprefix(prefix): value for key, value in row.items() if key.startswith(prefix)}
+    common = {"model": method, "dataset": dataset, "task": "restore", "latent_dim": ""}
+    return {"experiment": f"{method} ({forward})", **common, "forward": forward, "method": method, **scores}

@@ -33,6 +33,15 @@ def build_task(name: str, **kwargs: Any) -> Task:
 
 
 __all__ = [
-    "TASKS", "Batch", "Colorize", "Denoise", "Generate", "Reconstruct", "Restore", "Task", "Transfer", "Translate",
+    "TASKS",
+    "Batch",
+    "Colorize",
+    "Denoise",
+    "Generate",
+    "Reconstruct",
+    "Restore",
+    "Task",
+    "Transfer",
+    "Translate",
     "build_task",
 ]

@@ -56,7 +56,7 @@ class Task(ABC):
         `forward` is the dataset's forward models' settings."""
         return images
 
-    def check(self, arrays: Mapping[str, Tensor], folder: Path) -> None:
+    def check(self, arrays: Mapping[str, Tensor], folder: Path) -> None:  # noqa: B027 -- most tasks need no check
         """Raise DataError when the loaded split cannot serve this task."""
 
     def predict(self, model: nn.Module, batch: Batch) -> Tensor:

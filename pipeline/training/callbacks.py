@@ -16,7 +16,9 @@ class ProgressBar:
     """One bar over all remaining images, showing throughput (img/s) and the latest losses."""
 
     def __init__(self, name: str, *, total_images: int, done_images: int) -> None:
-        self.bar = tqdm(total=total_images, initial=done_images, unit="img", unit_scale=True, desc=name, mininterval=1.0)
+        self.bar = tqdm(
+            total=total_images, initial=done_images, unit="img", unit_scale=True, desc=name, mininterval=1.0
+        )
 
     def on_step(self, step: int, metrics: dict[str, float], images: int) -> None:
         self.bar.set_postfix({name: f"{value:.4g}" for name, value in metrics.items()}, refresh=False)
@@ -83,7 +85,9 @@ class Checkpointer:
     interrupted run so loses at most `seconds` and an epoch of work; a run of tiny epochs is not slowed by a
     save per epoch (200 saves were a sixth of a small face autoencoder's training)."""
 
-    def __init__(self, path: Path, snapshot: Callable[[int, int], dict[str, Any]], *, epochs: int, seconds: float) -> None:
+    def __init__(
+        self, path: Path, snapshot: Callable[[int, int], dict[str, Any]], *, epochs: int, seconds: float
+    ) -> None:
         self.path, self.snapshot, self.epochs, self.seconds = path, snapshot, epochs, seconds
         self.saved = time.monotonic()
 

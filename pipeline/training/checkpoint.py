@@ -36,8 +36,17 @@ def load(path: Path) -> dict[str, Any] | None:
     if missing:
         print(f"{path} lacks what resuming needs ({', '.join(missing)}); training from scratch", file=sys.stderr)
         return None
-    kinds = {"fingerprint": str, "epoch": int, "step": int, "run_id": (str, type(None)), "model": dict, "update": dict,
-             "rng": dict, "history": list, "seconds": (int, float)}  # fmt: skip
+    kinds = {
+        "fingerprint": str,
+        "epoch": int,
+        "step": int,
+        "run_id": (str, type(None)),
+        "model": dict,
+        "update": dict,
+        "rng": dict,
+        "history": list,
+        "seconds": (int, float),
+    }
     wrong = [key for key, kind in kinds.items() if not isinstance(state[key], kind) or isinstance(state[key], bool)]
     if wrong:
         print(f"{path} holds values of the wrong kind ({', '.join(wrong)}); training from scratch", file=sys.stderr)

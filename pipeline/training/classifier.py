@@ -17,11 +17,11 @@ import torch
 
 from pipeline.config import Params, flatten
 from pipeline.data.store import read_manifest
+from pipeline.data.tensors import load_tensors
 from pipeline.device import resolve_device
 from pipeline.evaluation.classifier import MODEL_FILE, SUMMARY_FILE, Classifier, classify
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.files import staged_dir, write_text
-from pipeline.data.tensors import load_tensors
 from pipeline.tasks.reconstruct import Reconstruct
 from pipeline.training.callbacks import History, MetricLogger, ProgressBar
 from pipeline.training.loop import fit
@@ -47,25 +47,44 @@ def train_classifier(params: Params, dataset: str, *, prepared_dir: Path, out_di
     task = Reconstruct()
     train = load_tensors(prepared_dir, "train", task, device)
     test = load_tensors(prepared_dir, "test", task, device)
-    kwargs = {"in_channels": manifest["channels"], "image_size": manifest["image_size"], "classes": classes,
-              "width": settings.width, "features": settings.features}  # fmt: skip
+    kwargs = {
+        "in_channels": manifest["channels"],
+        "image_size": manifest["image_size"],
+        "classes": classes,
+        "width": settings.width,
+        "features": settings.features,
+    }
     model = Classifier(**kwargs).to(device)
     update = ClassificationUpdate(model, lr=settings.lr)
     generator = torch.Generator(device).manual_seed(params.base.seed)
 
     uri = tracking.resolve_uri(params.tracking.uri)
-    run = tracking.Store(uri).start_run(experiment="classifiers", name=f"classifier {dataset}",
-                             tags={"dvc.stage": f"classify@{dataset}", "dataset": dataset})  # fmt: skip
+    run = tracking.Store(uri).start_run(
+        experiment="classifiers",
+        name=f"classifier {dataset}",
+        tags={"dvc.stage": f"classify@{dataset}", "dataset": dataset},
+    )
     with run:  # ends FAILED (KILLED on Ctrl-C) if anything fails once it is open, never RUNNING
-        run.log_params({**flatten(settings, "classifier."), "dataset": dataset, **flatten(params.dataset(dataset), "dataset.")})
+        run.log_params(
+            {**flatten(settings, "classifier."), "dataset": dataset, **flatten(params.dataset(dataset), "dataset.")}
+        )
         history = History()
         logger = MetricLogger(run, history)
-        progress = ProgressBar(f"classifier {dataset}", total_images=len(train["labels"]) * settings.epochs, done_images=0)
+        progress = ProgressBar(
+            f"classifier {dataset}", total_images=len(train["labels"]) * settings.epochs, done_images=0
+        )
         started = time.perf_counter()
         model.train()
         try:
-            fit(update, task, train, epochs=settings.epochs, batch_size=settings.batch_size, generator=generator,
-                callbacks=[history, logger, progress])  # fmt: skip
+            fit(
+                update,
+                task,
+                train,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                generator=generator,
+                callbacks=[history, logger, progress],
+            )
         finally:
             progress.close()
         logger.flush()

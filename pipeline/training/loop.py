@@ -30,7 +30,9 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 def check_batch_size(count: int, batch_size: int) -> None:
     if count < batch_size:
-        raise TrainingError(f"the train split has {count} images, fewer than batch_size {batch_size}; lower train.batch_size")
+        raise TrainingError(
+            f"the train split has {count} images, fewer than batch_size {batch_size}; lower train.batch_size"
+        )
 
 
 def fit(

@@ -18,12 +18,12 @@ from torch import nn
 from pipeline import tracking
 from pipeline.config import ConfigError, ExperimentConfig, Params, check_kwargs, flatten
 from pipeline.data.store import read_manifest
+from pipeline.data.tensors import load_tensors
 from pipeline.device import resolve_device
 from pipeline.experiment import MODEL_FILE, RUN_FILE, Experiment, attempt, plain, resolve
 from pipeline.files import staged_dir, write_text
 from pipeline.forward import check_forward
 from pipeline.models import MODELS
-from pipeline.data.tensors import load_tensors
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
 from pipeline.training.loop import check_batch_size, fit
@@ -51,8 +51,10 @@ def check_update(experiment: Experiment) -> Mapping[str, Any]:
     task = experiment.task
     if task.restores and not task.supervised and not rule.learns_from_measurements:
         learners = sorted(n for n, m in MODELS.items() if update_rule_for(m).learns_from_measurements)
-        raise ConfigError(f"{experiment.where}.task.supervised: {experiment.config.model.name} learns from clean targets; "
-                          f"set supervised: true or use one of {', '.join(learners)}")  # fmt: skip
+        raise ConfigError(
+            f"{experiment.where}.task.supervised: {experiment.config.model.name} learns from clean targets; "
+            f"set supervised: true or use one of {', '.join(learners)}"
+        )
     return check_kwargs(rule, experiment.config.update, where)
 
 
@@ -108,7 +110,14 @@ def train_experiment(
             model.load_state_dict(state["model"])
             update.load_state_dict(state["update"])
             checkpoint.restore_rng(generator, state["rng"])
-        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError):  # other model code, or a file made by hand
+        except (
+            RuntimeError,
+            KeyError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            IndexError,
+        ):  # other model code, or a file made by hand
             print(f"{checkpoint_path} does not fit the current model code; training from scratch", file=sys.stderr)
             state = None
             torch.manual_seed(params.base.seed)  # as if no checkpoint had been there
@@ -127,10 +136,23 @@ def train_experiment(
         if run.created:
             run.log_params(run_params(params, config, name))
         summary = _fit_and_save(
-            run, experiment, config, model, update, arrays, generator, history,
-            start_epoch=start_epoch, step=step, seconds_before=seconds_before, fingerprint=fingerprint,
-            precision=params.base.precision, model_dir=model_dir, plots_dir=plots_dir, checkpoint_path=checkpoint_path,
-        )  # fmt: skip
+            run,
+            experiment,
+            config,
+            model,
+            update,
+            arrays,
+            generator,
+            history,
+            start_epoch=start_epoch,
+            step=step,
+            seconds_before=seconds_before,
+            fingerprint=fingerprint,
+            precision=params.base.precision,
+            model_dir=model_dir,
+            plots_dir=plots_dir,
+            checkpoint_path=checkpoint_path,
+        )
     checkpoint_path.unlink(missing_ok=True)
     if checkpoint_path.parent.exists() and not any(checkpoint_path.parent.iterdir()):
         checkpoint_path.parent.rmdir()
@@ -138,19 +160,39 @@ def train_experiment(
 
 
 def _fit_and_save(
-    run: tracking.Run, experiment: Experiment, config: ExperimentConfig, model: nn.Module, update: UpdateRule,
-    arrays: dict[str, torch.Tensor], generator: torch.Generator, history: History, *, start_epoch: int, step: int,
-    seconds_before: float, fingerprint: str, precision: str, model_dir: Path, plots_dir: Path, checkpoint_path: Path,
-) -> dict[str, Any]:  # fmt: skip
+    run: tracking.Run,
+    experiment: Experiment,
+    config: ExperimentConfig,
+    model: nn.Module,
+    update: UpdateRule,
+    arrays: dict[str, torch.Tensor],
+    generator: torch.Generator,
+    history: History,
+    *,
+    start_epoch: int,
+    step: int,
+    seconds_before: float,
+    fingerprint: str,
+    precision: str,
+    model_dir: Path,
+    plots_dir: Path,
+    checkpoint_path: Path,
+) -> dict[str, Any]:
     """The training itself, inside the open run: fit from `start_epoch`, then write the outputs."""
     started = time.perf_counter()
 
     def snapshot(epoch: int, step: int) -> dict[str, Any]:
         return {
-            "fingerprint": fingerprint, "epoch": epoch, "step": step, "run_id": run.run_id,
-            "model": model.state_dict(), "update": update.state_dict(), "rng": checkpoint.rng_state(generator),
-            "history": history.rows, "seconds": seconds_before + time.perf_counter() - started,
-        }  # fmt: skip
+            "fingerprint": fingerprint,
+            "epoch": epoch,
+            "step": step,
+            "run_id": run.run_id,
+            "model": model.state_dict(),
+            "update": update.state_dict(),
+            "rng": checkpoint.rng_state(generator),
+            "history": history.rows,
+            "seconds": seconds_before + time.perf_counter() - started,
+        }
 
     count = len(arrays["labels"])
     progress = ProgressBar(experiment.name, total_images=count * config.train.epochs, done_images=count * start_epoch)
@@ -159,11 +201,18 @@ def _fit_and_save(
     model.train()
     try:
         step = fit(
-            update, experiment.task, arrays,
-            epochs=config.train.epochs, batch_size=config.train.batch_size, generator=generator,
-            start_epoch=start_epoch, step=step, precision=precision, sync_every=config.train.log_every,
+            update,
+            experiment.task,
+            arrays,
+            epochs=config.train.epochs,
+            batch_size=config.train.batch_size,
+            generator=generator,
+            start_epoch=start_epoch,
+            step=step,
+            precision=precision,
+            sync_every=config.train.log_every,
             callbacks=[history, logger, progress, saver],
-        )  # fmt: skip
+        )
     except BaseException:
         with contextlib.suppress(Exception):  # the metrics up to the failure, if the store still takes them
             logger.flush()
@@ -176,11 +225,21 @@ def _fit_and_save(
 
     with staged_dir(model_dir) as staging:
         torch.save(
-            {"model": config.model.name, "model_args": dict(experiment.model_args), "state_dict": model.state_dict(),
-             "task": config.task.name, "task_args": plain(config.task.args)},
+            {
+                "model": config.model.name,
+                "model_args": dict(experiment.model_args),
+                "state_dict": model.state_dict(),
+                "task": config.task.name,
+                "task_args": plain(config.task.args),
+            },
             staging / MODEL_FILE,
-        )  # fmt: skip
-        summary = {"run_id": run.run_id, "experiment": experiment.name, "epochs": config.train.epochs, "train_seconds": seconds}
+        )
+        summary = {
+            "run_id": run.run_id,
+            "experiment": experiment.name,
+            "epochs": config.train.epochs,
+            "train_seconds": seconds,
+        }
         write_text(staging / RUN_FILE, json.dumps(summary, indent=2) + "\n")
     _write_curves(history.rows, plots_dir)
     run.log_metrics([(step, {"train_seconds": seconds})])

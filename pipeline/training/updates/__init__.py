@@ -41,8 +41,21 @@ def update_rule_for(model_class: type[nn.Module]) -> type[UpdateRule]:
 
 
 __all__ = [
-    "UPDATE_RULES", "AdversarialUpdate", "AmbientVAEGANUpdate", "ClassificationUpdate", "ConditionalAEGANUpdate",
-    "ConditionalAdversarialUpdate", "PrincipalComponentsFit", "ReconstructionUpdate", "UpdateRule",
-    "VAEWassersteinUpdate", "VariationalUpdate", "WassersteinUpdate", "build_optimizer", "frozen",
-    "gradient_penalty", "pixel_loss", "update_rule_for",
+    "UPDATE_RULES",
+    "AdversarialUpdate",
+    "AmbientVAEGANUpdate",
+    "ClassificationUpdate",
+    "ConditionalAEGANUpdate",
+    "ConditionalAdversarialUpdate",
+    "PrincipalComponentsFit",
+    "ReconstructionUpdate",
+    "UpdateRule",
+    "VAEWassersteinUpdate",
+    "VariationalUpdate",
+    "WassersteinUpdate",
+    "build_optimizer",
+    "frozen",
+    "gradient_penalty",
+    "pixel_loss",
+    "update_rule_for",
 ]

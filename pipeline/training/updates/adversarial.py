@@ -53,7 +53,9 @@ class AdversarialUpdate(UpdateRule):
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         real = batch.input.detach().requires_grad_(self.penalty > 0)
-        seen = batch.measure or (lambda images: images)  # AmbientGAN: the critic judges measured fakes against measurements
+        seen = batch.measure or (
+            lambda images: images
+        )  # AmbientGAN: the critic judges measured fakes against measurements
         fake = seen(self.model.generator(noise(self.model, len(real), real.device)))
         real_score, fake_score = self.model.critic(real).float(), self.model.critic(fake.detach()).float()
         loss_critic = critic_cross_entropy(real_score, fake_score, self.real_label)

@@ -30,7 +30,8 @@ class AmbientVAEGANUpdate(UpdateRule):
     Each part has its own RMSprop (decay 0.9 and ε 1e-10 as TensorFlow's) at lr·0.98^(step/10000), the decay
     frozen once lr falls to 5e-5. TensorFlow starts the running mean square at 1 and PyTorch at 0, so the
     first steps here are larger, which over the study's short schedules learns faster (see the README). The
-    seed ran the three updates one after the other, each on a fresh pass; here they share one forward pass (as Larsen's VAE-GAN code did), which costs a third less.
+    seed ran the three updates one after the other, each on a fresh pass; here they share one forward pass
+    (as Larsen's VAE-GAN code did), which costs a third less.
     """
 
     learns_from_measurements: ClassVar[bool] = True
@@ -49,13 +50,17 @@ class AmbientVAEGANUpdate(UpdateRule):
         pixel_term: Literal["unmeasured", "measured"] = "unmeasured",
     ) -> None:
         if not (0 < real_label <= 1 and 0 < generator_label <= 1):
-            raise ValueError(f"real_label and generator_label must be in (0, 1], got {real_label} and {generator_label}")
+            raise ValueError(
+                f"real_label and generator_label must be in (0, 1], got {real_label} and {generator_label}"
+            )
         self.model, self.lr = model, lr
         self.pixel_weight, self.feature_weight, self.decoder_weight = pixel_weight, feature_weight, decoder_weight
         self.kl_weight = kl_weight
         self.real_label, self.generator_label, self.pixel_term = real_label, generator_label, pixel_term
         self.parts = {"encoder": model.encoder, "decoder": model.decoder, "critic": model.critic}
-        self.optimizers = {name: build_optimizer(part.parameters(), "rmsprop_tf", lr=lr) for name, part in self.parts.items()}
+        self.optimizers = {
+            name: build_optimizer(part.parameters(), "rmsprop_tf", lr=lr) for name, part in self.parts.items()
+        }
         self.steps = 0
 
     def learning_rate(self) -> float:
@@ -81,9 +86,12 @@ class AmbientVAEGANUpdate(UpdateRule):
         kl = kl_per_unit(output.mean, output.logvar)
         losses = {
             "encoder": self.kl_weight * kl + similarity,
-            "decoder": towards(prior_score, self.generator_label) + towards(reconstruction_score, self.generator_label)
+            "decoder": towards(prior_score, self.generator_label)
+            + towards(reconstruction_score, self.generator_label)
             + self.decoder_weight * similarity,
-            "critic": towards(real_score, self.real_label) + towards(prior_score, 0.0) + towards(reconstruction_score, 0.0),
+            "critic": towards(real_score, self.real_label)
+            + towards(prior_score, 0.0)
+            + towards(reconstruction_score, 0.0),
         }
         for name, loss in losses.items():  # each part's gradient of its own loss, all from the one pass
             parameters = list(self.parts[name].parameters())

@@ -17,9 +17,13 @@ Optimizer = Literal["adam", "rmsprop", "rmsprop_tf"]
 
 
 def build_optimizer(
-    parameters: Iterable[nn.Parameter], kind: Optimizer = "adam", *, lr: float,
-    betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
-) -> torch.optim.Optimizer:  # fmt: skip
+    parameters: Iterable[nn.Parameter],
+    kind: Optimizer = "adam",
+    *,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
     """Every optimizer of every rule, from its `update:` settings. `rmsprop` is PyTorch's; `rmsprop_tf` is
     RMSprop with TensorFlow's decay 0.9 and ε 1e-10 (the Ambient seed's)."""
     if kind == "rmsprop":

@@ -11,7 +11,7 @@ from pipeline.config import Fraction, NonNegative, Positive, Size
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import build_optimizer, frozen, noise, step
 from pipeline.training.updates.losses import variational_terms
-from pipeline.training.updates.wasserstein import Alternation, AlternatingRule, WassersteinCritic
+from pipeline.training.updates.wasserstein import AlternatingRule, Alternation, WassersteinCritic
 
 
 class VAEWassersteinUpdate(AlternatingRule):
