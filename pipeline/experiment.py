@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from pipeline import capabilities
-from pipeline.config import MODEL_SHAPE_KEYS, Component, ConfigError, ExperimentConfig, Params, check_kwargs
+from pipeline.config import MODEL_SHAPE_KEYS, Component, ExperimentConfig, Params
 from pipeline.errors import TrainingError, first_line
 from pipeline.models import MODELS, build_model
+from pipeline.schema import ConfigError, check_kwargs
 from pipeline.tasks import TASKS, Task
 
 MODEL_FILE = "model.pt"  # in models/<experiment>/: the weights, and what rebuilds the model around them

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipeline.config import ConfigError, DatasetConfig, NonNegative, Positive, Size, check_kwargs
+from pipeline.config import DatasetConfig
 from pipeline.evaluation import baselines
+from pipeline.schema import ConfigError, NonNegative, Positive, Size, check_kwargs
 
 
 class DropIndependent:

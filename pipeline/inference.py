@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.config import ConfigError, Params
+from pipeline.config import Params
 from pipeline.data.decode import decode_image
 from pipeline.data.prepare import derive_view
 from pipeline.data.views import standardise
@@ -17,6 +17,7 @@ from pipeline.errors import DataError
 from pipeline.experiment import load_trained, resolve
 from pipeline.files import new_file
 from pipeline.images import to_numpy, to_uint8
+from pipeline.schema import ConfigError
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 

@@ -18,9 +18,8 @@ from pipeline.figures import grid, save_png
 from pipeline.files import staged_dir, write_text
 from pipeline.studies import Study, study_for
 
-COMPARISON = (
-    "comparison"  # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
-)
+# reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
+COMPARISON = "comparison"
 
 
 def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Path) -> pd.DataFrame:

@@ -18,8 +18,8 @@ def report(
     for restore studies each forward model's time against error); log each experiment's scores and figures
     to its training run, and the table to a `<study> table` run."""
     with user_errors():
-        from pipeline.config import ConfigError
         from pipeline.report import to_markdown, write_report
+        from pipeline.schema import ConfigError
         from pipeline.studies import study_for
 
         config = load(params)

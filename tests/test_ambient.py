@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config import ConfigError, parse_params
+from pipeline.config import parse_params
 from pipeline.data.store import load_split
 from pipeline.evaluation.evaluate import evaluate_experiment
 from pipeline.evaluation.search import LatentSearch, latent_search
@@ -21,6 +21,7 @@ from pipeline.forward import AddNoise, DropIndependent, DropPatch
 from pipeline.models import build_model
 from pipeline.models.ambient import SameConv, SameDeconv
 from pipeline.report import load_preview, study_table
+from pipeline.schema import ConfigError
 from pipeline.studies.ambient import Ambient
 from pipeline.tasks import Restore
 from pipeline.training import run as training_run

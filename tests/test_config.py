@@ -18,8 +18,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import FORWARD_NAMES, MODEL_NAMES, TASK_NAMES, ConfigError, flatten, load_params, parse_params
+from pipeline.config import FORWARD_NAMES, MODEL_NAMES, TASK_NAMES, flatten, load_params, parse_params
 from pipeline.errors import AeganError
+from pipeline.schema import ConfigError
 from tests.conftest import ROOT, checked, repo_params
 
 
@@ -196,7 +197,7 @@ def test_loading_params_imports_neither_torch_nor_the_library():
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('pipeline')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert result.stdout.strip() == "['pipeline', 'pipeline.config', 'pipeline.errors']"
+    assert result.stdout.strip() == "['pipeline', 'pipeline.config', 'pipeline.errors', 'pipeline.schema']"
 
 
 def test_the_names_config_knows_are_the_registries_names():

@@ -12,13 +12,14 @@ import torch
 from skimage import io
 from torch import nn
 
-from pipeline.config import ConfigError, parse_params
+from pipeline.config import parse_params
 from pipeline.errors import DataError
 from pipeline.evaluation.classifier import ClassifierOutput
 from pipeline.evaluation.evaluate import evaluate_experiment, predict_split
 from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.experiment import resolve
 from pipeline.models import build_model
+from pipeline.schema import ConfigError
 from pipeline.tasks import Batch, build_task
 from pipeline.training.run import train_experiment
 from pipeline.training.updates import update_rule_for

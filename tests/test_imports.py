@@ -51,3 +51,12 @@ def test_no_import_circle_among_pipeline_modules():
         if module not in state:
             visit(module, [module])
     assert circles == []
+
+
+def test_no_library_module_is_over_300_lines():
+    long = [
+        f"{path.relative_to(ROOT)}: {count} lines"
+        for path in sorted((ROOT / "pipeline").rglob("*.py"))
+        if (count := len(path.read_text().splitlines())) > 300
+    ]
+    assert long == []

@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 
 from pipeline.config import DatasetConfig
-from pipeline.data import download, sources
-from pipeline.data.sources import CELEBA_PARTITION, CELEBA_ZIP, IDX_FILES, RawImages, fetch, open_raw
+from pipeline.data import download, published, sources
+from pipeline.data.published import CELEBA_PARTITION, CELEBA_ZIP, IDX_FILES
+from pipeline.data.raw import RawImages, Source
+from pipeline.data.sources import fetch, open_raw
 from pipeline.errors import DataError
 from tests.conftest import UTRECHT, needs_faces
 from tests.loopback import serve
@@ -62,7 +64,7 @@ def test_idx_sources_give_exact_pixels_labels_and_official_split(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_idx: tuple, source: str
 ) -> None:
     images, labels, files = tiny_idx
-    monkeypatch.setitem(sources.CHECKSUMS, source, {name: md5(data) for name, data in files.items()})
+    monkeypatch.setitem(published.CHECKSUMS, source, {name: md5(data) for name, data in files.items()})
     with serve({f"mirror/{name}": data for name, data in files.items()}) as server:
         config = DatasetConfig(source=source, url=server.url + "mirror")
         fetch(source, config, tmp_path / "raw", tmp_path / "downloads")
@@ -154,7 +156,7 @@ def test_celeba_reads_centre_crops_and_the_official_split(tmp_path: Path, monkey
     (cache / "celeba").mkdir(parents=True)
     (cache / "celeba" / CELEBA_PARTITION).write_bytes(partition)  # as if put there by hand
     zip_bytes = (tmp_path / CELEBA_ZIP).read_bytes()
-    monkeypatch.setitem(sources.CHECKSUMS, "celeba", {CELEBA_ZIP: md5(zip_bytes), CELEBA_PARTITION: md5(partition)})
+    monkeypatch.setitem(published.CHECKSUMS, "celeba", {CELEBA_ZIP: md5(zip_bytes), CELEBA_PARTITION: md5(partition)})
     with serve({CELEBA_ZIP: zip_bytes}) as server:
         config = DatasetConfig(source="celeba", url=server.url + CELEBA_ZIP)
         fetch("celeba", config, tmp_path / "raw", cache)
@@ -257,7 +259,7 @@ def test_a_failed_fetch_keeps_the_previous_raw_folder_and_leaves_no_partial_one(
         (raw_dir / "images.npz").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(sources.SOURCES, "digits", sources.Source(fetch=dies, open=sources.SOURCES["digits"].open))
+    monkeypatch.setitem(sources.SOURCES, "digits", Source(fetch=dies, open=sources.SOURCES["digits"].open))
     with pytest.raises(KeyboardInterrupt):
         fetch("digits", config, tmp_path / "raw", tmp_path / "downloads")
     assert (tmp_path / "raw" / "images.npz").read_bytes() == before

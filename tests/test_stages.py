@@ -53,9 +53,8 @@ def test_check_runs_every_library_check_and_names_the_first_failure(tmp_path):
     assert result.exit_code == 0, result.output
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert f"{len(raw['datasets'])} datasets and {len(raw['experiments'])} experiments check out" in result.output
-    raw["experiments"]["wgan_gp_digits"]["update"]["penalty"] = (
-        0.0  # only the update rule's constructor can refuse this
-    )
+    # only the update rule's constructor can refuse this
+    raw["experiments"]["wgan_gp_digits"]["update"]["penalty"] = 0.0
     broken = tmp_path / "params.yaml"
     broken.write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(app, ["check", "--params", str(broken)])

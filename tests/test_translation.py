@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import color
 from typer.testing import CliRunner
 
-from pipeline.config import ConfigError, parse_params
+from pipeline.config import parse_params
 from pipeline.data.store import load_split
 from pipeline.data.views import edges, encode_lab
 from pipeline.evaluation.evaluate import evaluate_experiment
@@ -20,6 +20,7 @@ from pipeline.evaluation.metrics import psnr
 from pipeline.images import to_numpy
 from pipeline.models import build_model
 from pipeline.report import comparisons
+from pipeline.schema import ConfigError
 from pipeline.tasks import Batch, build_task
 from pipeline.training import updates
 from tests.conftest import UTRECHT, build_project, checked, needs_faces, repo_params, utrecht_faces

@@ -14,6 +14,7 @@ import torch
 from pipeline.config import DatasetConfig
 from pipeline.data import sources, views
 from pipeline.data.decode import write_refused
+from pipeline.data.raw import RawImages
 from pipeline.data.store import PreparedWriter
 from pipeline.files import staged_dir
 from pipeline.forward import build_forward, check_forward
@@ -23,7 +24,7 @@ CHUNK = 256  # images read, resized and written at a time
 SKIPPED = "skipped.csv"  # in data/prepared/<name>/: path, reason of each source file that was left out
 
 
-def split_indices(raw: sources.RawImages, config: DatasetConfig, seed: int) -> dict[str, np.ndarray]:
+def split_indices(raw: RawImages, config: DatasetConfig, seed: int) -> dict[str, np.ndarray]:
     """Train/test indices: the source's official split, else a seeded random one; `limit` subsamples both."""
     rng = np.random.default_rng(seed)
     count = len(raw)

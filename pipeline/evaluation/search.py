@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import NonNegative, Positive, Size
+from pipeline.schema import NonNegative, Positive, Size
 
 SEED_BATCH = 64  # the seed searched 64 images at a time; its prior term was summed over them
 

@@ -21,9 +21,9 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.config import Size
 from pipeline.models.gan import GAN
 from pipeline.models.vae import GaussianEncoding
+from pipeline.schema import Size
 
 SMALL = 32  # the largest side that gets the MNIST networks
 

@@ -7,7 +7,7 @@ from typing import ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
-from pipeline.config import Size
+from pipeline.schema import Size
 
 
 class AutoencoderOutput(NamedTuple):

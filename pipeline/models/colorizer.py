@@ -13,7 +13,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Size
+from pipeline.schema import Size
 
 
 class ColorOutput(NamedTuple):

@@ -18,7 +18,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Size
+from pipeline.schema import Size
 
 
 class ConditionalOutput(NamedTuple):
@@ -51,14 +51,11 @@ class LabelEncoder(nn.Module):
             nn.ConvTranspose2d(2 * condition_width, condition_width, 4, stride=2),  # 14×14
         )
         self.image = nn.Conv2d(in_channels, 4 * width, 3, stride=2, padding=1, bias=False)  # 14×14
+        both = 4 * width + condition_width  # image and condition features, concatenated
         self.joined = nn.Sequential(
-            nn.BatchNorm2d(4 * width + condition_width),
+            nn.BatchNorm2d(both),
             nn.ReLU(),
-            *block(
-                nn.Conv2d(4 * width + condition_width, 2 * width, 3, stride=2, padding=1, bias=False),
-                2 * width,
-                nn.ReLU(),
-            ),  # 7×7
+            *block(nn.Conv2d(both, 2 * width, 3, stride=2, padding=1, bias=False), 2 * width, nn.ReLU()),  # 7×7
             *block(nn.Conv2d(2 * width, width, 3, stride=2, padding=1, bias=False), width, nn.ReLU()),  # 4×4
             nn.Conv2d(width, latent_dim, 4),
             nn.Flatten(),  # (B, latent_dim): no activation
@@ -82,14 +79,11 @@ class LabelDecoder(nn.Module):
             *block(nn.ConvTranspose2d(latent_dim, 2 * width, 6, bias=False), 2 * width, nn.ReLU()),  # 6×6
             nn.Conv2d(2 * width, 4 * width, 3, padding=1, bias=False),
         )
+        both = 4 * width + condition_width  # latent and condition features, concatenated
         self.joined = nn.Sequential(
-            nn.BatchNorm2d(4 * width + condition_width),
+            nn.BatchNorm2d(both),
             nn.ReLU(),
-            *block(
-                nn.ConvTranspose2d(4 * width + condition_width, 2 * width, 5, stride=2, bias=False),
-                2 * width,
-                nn.ReLU(),
-            ),  # 15×15
+            *block(nn.ConvTranspose2d(both, 2 * width, 5, stride=2, bias=False), 2 * width, nn.ReLU()),  # 15×15
             *block(nn.ConvTranspose2d(2 * width, width, 3, stride=2, padding=1, bias=False), width, nn.ReLU()),  # 29×29
             nn.Conv2d(width, out_channels, 4, padding=1),
             nn.Sigmoid(),  # 28×28

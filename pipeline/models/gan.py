@@ -13,10 +13,10 @@ from typing import ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
-from pipeline.config import Size
 from pipeline.models.autoencoder import down_stack, stack_widths, up_stack
 from pipeline.models.linear import perceptron, pixel_decoder
 from pipeline.models.vae import PriorSampler
+from pipeline.schema import Size
 
 
 class GeneratorOutput(NamedTuple):

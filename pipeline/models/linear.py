@@ -10,9 +10,9 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from pipeline.config import Size
 from pipeline.models.autoencoder import AutoencoderOutput
 from pipeline.models.vae import GaussianEncoding
+from pipeline.schema import Size
 
 
 def perceptron(sizes: list[int], activation: type[nn.Module] = nn.ReLU) -> list[nn.Module]:

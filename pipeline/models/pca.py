@@ -11,8 +11,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Size
 from pipeline.models.autoencoder import AutoencoderOutput
+from pipeline.schema import Size
 
 CURVE_COMPONENTS = 64  # components kept beyond latent_dim, for the PSNR-against-components curve
 

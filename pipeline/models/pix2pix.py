@@ -12,8 +12,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Size
 from pipeline.models.gan import GeneratorOutput
+from pipeline.schema import Size
 
 
 class UNet(nn.Module):

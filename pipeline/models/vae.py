@@ -7,8 +7,8 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Size
 from pipeline.models.autoencoder import conv_codec
+from pipeline.schema import Size
 
 
 class VariationalOutput(NamedTuple):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pipeline.config import Size
 from pipeline.models.gan import conv_critic
 from pipeline.models.vae import ConvVAE
+from pipeline.schema import Size
 
 
 class ConvVAEWGAN(ConvVAE):

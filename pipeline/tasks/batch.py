@@ -13,9 +13,8 @@ class Batch(NamedTuple):
     target: Tensor | None  # (B, C_out, H, W) float in [0, 1]; None where training must not see it
     label: Tensor  # (B,) int64, -1 when the dataset is unlabelled
     condition: Tensor | None = None  # what a conditional model reads besides the input: (B, classes) or (B, c, H, W)
-    measure: Callable[[Tensor], Tensor] | None = (
-        None  # the forward model that made `input`, fresh θ per call (ambient training)
-    )
+    # the forward model that made `input`, fresh θ per call (ambient training)
+    measure: Callable[[Tensor], Tensor] | None = None
 
     def head(self, count: int) -> Batch:
         """The first `count` images, every per-image field cut alike."""

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipeline.config import Positive
 from pipeline.evaluation.baselines import total_variation
 from pipeline.images import to_float
+from pipeline.schema import Positive
 from pipeline.tasks.base import Task
 from pipeline.tasks.batch import Batch
 

@@ -9,9 +9,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import DatasetConfig, Size
+from pipeline.config import DatasetConfig
 from pipeline.errors import DataError
 from pipeline.images import to_float
+from pipeline.schema import Size
 from pipeline.tasks.base import Task
 from pipeline.tasks.batch import Batch
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pipeline import tracking
-from pipeline.config import ConfigError, ExperimentConfig, Params, check_kwargs, flatten
+from pipeline.config import ExperimentConfig, Params, flatten
 from pipeline.data.store import read_manifest
 from pipeline.data.tensors import load_tensors
 from pipeline.device import resolve_device
@@ -24,6 +24,7 @@ from pipeline.experiment import MODEL_FILE, RUN_FILE, Experiment, attempt, plain
 from pipeline.files import staged_dir, write_text
 from pipeline.forward import check_forward
 from pipeline.models import MODELS
+from pipeline.schema import ConfigError, check_kwargs
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
 from pipeline.training.loop import check_batch_size, fit

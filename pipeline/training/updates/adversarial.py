@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from pipeline.config import Decay, Fraction, NonNegative, Positive
+from pipeline.schema import Decay, Fraction, NonNegative, Positive
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import UpdateRule, build_optimizer, frozen, noise, step
 from pipeline.training.updates.losses import called_real, critic_cross_entropy, r1_penalty

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Fraction, NonNegative, Positive
+from pipeline.schema import Fraction, NonNegative, Positive
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import UpdateRule, build_optimizer, noise
 from pipeline.training.updates.losses import kl_per_unit, towards

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from pipeline.config import Fraction, NonNegative, Positive
+from pipeline.schema import Fraction, NonNegative, Positive
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import UpdateRule, build_optimizer, frozen, noise, step
 from pipeline.training.updates.losses import called_real, critic_cross_entropy, pixel_loss

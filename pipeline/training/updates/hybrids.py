@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Fraction, NonNegative, Positive, Size
+from pipeline.schema import Fraction, NonNegative, Positive, Size
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import build_optimizer, frozen, noise, step
 from pipeline.training.updates.losses import variational_terms

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.config import Fraction, NonNegative, Positive
+from pipeline.schema import Fraction, NonNegative, Positive
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import UpdateRule, build_optimizer, step
 from pipeline.training.updates.losses import pixel_loss, variational_terms

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from pipeline.config import Decay, Fraction, NonNegative, Positive, Size
+from pipeline.schema import Decay, Fraction, NonNegative, Positive, Size
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import UpdateRule, build_optimizer, frozen, noise, step
 from pipeline.training.updates.losses import gradient_penalty
