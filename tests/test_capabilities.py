@@ -14,6 +14,7 @@ EXPECTED = {  # every family: a new one must say here what it can do, which is w
     "seed_conv_ae": ["encodes"],
     "linear_ae": ["encodes"],
     "conv_vae": ["encodes", "samples"],
+    "residual_vae": ["encodes", "samples"],
     "linear_vae": ["encodes", "samples"],
     "vae_wgan": ["encodes", "samples"],
     "linear_gan": ["samples"],

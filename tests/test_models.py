@@ -12,6 +12,7 @@ from pipeline.models import MODELS, build_model
 TINY = {
     "conv_ae": {"latent_dim": 4, "width": 4},
     "conv_vae": {"latent_dim": 4, "width": 4},
+    "residual_vae": {"latent_dim": 4, "width": 4},
     "pca": {"latent_dim": 4},
     "seed_conv_ae": {},
     "linear_ae": {"latent_dim": 4, "hidden": (16, 8)},
@@ -311,3 +312,20 @@ def test_label_model_has_the_seeds_layers():
 def test_image_conditional_model_rejects_sizes_it_cannot_halve_to_four():
     with pytest.raises(ValueError, match="4 times a power of two"):
         build_model("image_conditional_aegan", in_channels=3, out_channels=3, image_size=48, condition_channels=1)
+
+
+def test_the_residual_vae_has_the_seeds_seven_convolutions_and_two_residual_blocks_each_way():
+    from pipeline.models.residual import ResidualBlock
+
+    model = build_model("residual_vae", in_channels=1, out_channels=1, image_size=28, latent_dim=8, width=8)
+
+    def count(module, kinds):
+        return sum(isinstance(m, kinds) for m in module.modules())
+
+    convolutions = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    assert count(model.encoder, convolutions) == count(model.decoder, convolutions) == 7
+    assert count(model.encoder, ResidualBlock) == count(model.decoder, ResidualBlock) == 2
+    block = ResidualBlock(4)
+    torch.nn.init.zeros_(block.body[-1].weight), torch.nn.init.zeros_(block.body[-1].bias)
+    x = torch.rand(2, 4, 7, 7)
+    assert torch.equal(block(x), x)  # the skip path: a block whose last convolution is zero passes x through

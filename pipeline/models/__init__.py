@@ -14,6 +14,7 @@ from pipeline.models.gan import DCGAN, LinearGAN, LinearWGAN, WassersteinDCGAN
 from pipeline.models.linear import LinearAutoencoder, LinearVAE
 from pipeline.models.pca import PrincipalComponents
 from pipeline.models.pix2pix import Pix2Pix, UNet
+from pipeline.models.residual import ResidualVAE
 from pipeline.models.vae import ConvVAE
 from pipeline.models.vae_gan import ConvVAEWGAN
 
@@ -22,6 +23,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "conv_ae": ConvAutoencoder,
     "seed_conv_ae": SeedConvAutoencoder,
     "conv_vae": ConvVAE,
+    "residual_vae": ResidualVAE,
     "linear_ae": LinearAutoencoder,
     "linear_vae": LinearVAE,
     "linear_gan": LinearGAN,
