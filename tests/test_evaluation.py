@@ -1,5 +1,5 @@
-"""pipeline.evaluation: scikit-image's PSNR/SSIM per image; the evaluate stage's numbers and figures for a
-trained model, and how they reach its MLflow run."""
+"""pipeline.evaluation: PSNR and SSIM per image, FCD and its floors, the label probe and transfer scores, the
+latent search and the non-learned baselines, and the evaluate stage's numbers for a trained model."""
 
 from __future__ import annotations
 
@@ -10,20 +10,29 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
 from pipeline.config import parse_params
 from pipeline.data.store import load_split
-from pipeline.errors import DataError, TrainingError
-from pipeline.evaluation.classifier import load_classifier
+from pipeline.errors import TrainingError
+from pipeline.evaluation.classifier import classify, load_classifier
 from pipeline.evaluation.evaluate import draw_samples, evaluate_experiment, predict_split
-from pipeline.evaluation.figures import comparison_rows, component_curve, interpolate
+from pipeline.evaluation.figures import component_curve
 from pipeline.evaluation.frechet import frechet_distance
+from pipeline.evaluation.latent import colour_source, label_probe, transfer_accuracy
 from pipeline.evaluation.metrics import psnr, ssim, summarise
+from pipeline.evaluation.search import LatentSearch, latent_search
 from pipeline.experiment import load_trained, resolve
-from pipeline.figures import grid
-from pipeline.models import build_model
+from pipeline.forward import DropIndependent
+from pipeline.tasks import Batch, Restore, build_task
 from pipeline.training.classifier import train_classifier
 from pipeline.training.run import train_experiment
+from tests.builders import (
+    LinearGenerator,
+    StubClassifier,
+    StubConditional,
+    StubEncoder,
+    StubImageConditional,
+    digit_arrays,
+)
 from tests.conftest import tiny_params
 
 
@@ -78,26 +87,6 @@ def test_evaluate_scores_every_test_image_and_draws_its_figures(tmp_path, prepar
     }
 
 
-def test_grid_tiles_rows_with_gaps_and_enlarges_small_images():
-    inputs = torch.zeros(3, 1, 16, 16)
-    outputs = torch.ones(3, 1, 16, 16)
-    image = grid(comparison_rows(inputs, outputs, inputs, columns=3, blocks=1))
-    assert image.shape == (2 * (64 + 2) + 2, 3 * (64 + 2) + 2, 3)  # 16-pixel cells enlarged 4×
-    assert image[2 + 10, 2 + 10].tolist() == [0, 0, 0]  # first row: inputs (black)
-    assert image[2 + 66 + 10, 2 + 10].tolist() == [255, 255, 255]  # second row: outputs (white)
-
-
-def test_interpolation_strip_starts_and_ends_at_the_pair():
-    model = build_model("conv_ae", in_channels=1, out_channels=1, image_size=16, latent_dim=4, width=4).eval()
-    images = torch.rand(5, 1, 16, 16)
-    strip = interpolate(model, images, (1, 3), frames=16, name="x")
-    assert strip.shape == (16, 1, 16, 16)
-    assert torch.allclose(strip[0], model(images[1:2]).image[0], atol=1e-6)
-    assert torch.allclose(strip[-1], model(images[3:4]).image[0], atol=1e-6)
-    with pytest.raises(DataError, match="index 7 is beyond the 5 test images"):
-        interpolate(model, images, (0, 7), frames=16, name="x")
-
-
 def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path):
     params = parse_params(
         tiny_params(model={"name": "pca", "latent_dim": 8}, update={}, train={"epochs": 1, "batch_size": 64})
@@ -130,13 +119,23 @@ def test_frechet_distance_of_two_gaussians_matches_the_closed_form():
         frechet_distance(first[:1], second)
 
 
-def test_the_classifier_learns_the_digits_and_reports_the_fcd_floors(digit_classifier):
+def test_the_classifier_learns_the_digits_and_reports_the_fcd_floors(digit_classifier, prepared_digits):
     folder, summary = digit_classifier
     assert summary["accuracy"] > 0.9  # 60 test digits after training on 240
-    assert summary["fcd_test_halves"] > 0 and summary["fcd_train"] > 0
     assert summary["train_images_for_fcd_train"] == 100
     model = load_classifier(folder, torch.device("cpu"))
     assert not model.training
+    test = load_split(prepared_digits / "digits", "test")
+    images = torch.from_numpy(np.array(test["images"]))  # uint8 NHWC, as evaluate hands them over
+    _, features = classify(model, images)
+    halves = np.random.default_rng(0).permutation(len(features))  # base.seed 0
+    middle = len(features) // 2
+    assert summary["fcd_test_halves"] == pytest.approx(
+        frechet_distance(features[halves[:middle]], features[halves[middle:]])
+    )
+    noise = torch.rand(len(images), 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    _, noise = classify(model, noise)
+    assert 0 < summary["fcd_train"] < frechet_distance(noise, features) / 10  # real digits are near real digits
     run = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("classifiers").experiment_id],
         "attributes.run_name = 'classifier digits'",
@@ -181,36 +180,13 @@ def test_a_generator_is_scored_by_fcd_on_fixed_samples(tmp_path, prepared_digits
     model, _ = load_trained(tmp_path / "model", torch.device("cpu"))
     samples = draw_samples(model, 300, seed=0)
     assert torch.equal(samples * 255, (samples * 255).round())  # 8-bit, as the real images
-    # one draw serves the FCD, the figure and the preview: its first samples are what a smaller draw gives
-    assert torch.equal(samples[:10], draw_samples(model, 10, seed=0))
+    # one draw serves the FCD, the figure and the preview: the FCD is that of the draw's first 120 samples
+    classifier = load_classifier(folder, torch.device("cpu"))
+    test = load_split(prepared_digits / "digits", "test")
+    _, real = classify(classifier, torch.from_numpy(np.array(test["images"])))
+    _, generated = classify(classifier, samples[:120])
+    assert summary["fcd"] == pytest.approx(frechet_distance(generated, real))
     assert np.array_equal(preview["samples"], (samples[:8].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
-
-
-def test_the_report_brings_an_evaluation_into_the_training_run_once(tmp_path, prepared_digits):
-    params = parse_params(tiny_params(train={"epochs": 1, "batch_size": 32}))
-    folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
-    run = train_experiment(
-        params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt"
-    )
-    summary, _, _, record = evaluate_experiment(
-        params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures"
-    )
-    store = tracking.Store(tracking.resolve_uri(params.tracking.uri))
-    figures = sorted((tmp_path / "figures").iterdir())
-    assert store.log_evaluation(record, summary, {"figures": figures})
-    client = MlflowClient()
-    logged = client.get_run(run["run_id"]).data.metrics
-    assert logged["test/psnr_mean"] == pytest.approx(summary["psnr_mean"]) and "test/train_seconds" not in logged
-    assert sorted(a.path for a in client.list_artifacts(run["run_id"], "figures")) == [
-        "figures/grid.png",
-        "figures/interpolation.png",
-    ]
-    assert store.log_evaluation(record, summary, {"figures": figures})  # the same evaluation again: nothing re-sent
-    assert len(client.get_metric_history(run["run_id"], "test/psnr_mean")) == 1
-    changed = {**summary, "psnr_mean": summary["psnr_mean"] + 1}  # a new evaluation of the same run is sent
-    assert store.log_evaluation(record, changed, {"figures": figures})
-    assert client.get_run(run["run_id"]).data.metrics["test/psnr_mean"] == pytest.approx(changed["psnr_mean"])
-    assert not store.log_evaluation({**record, "run_id": "0" * 32}, summary, {})  # a run this store never saw
 
 
 def test_a_crafted_model_file_runs_no_code_and_is_named(tmp_path):
@@ -225,3 +201,99 @@ def test_a_crafted_model_file_runs_no_code_and_is_named(tmp_path):
     assert str(error.value).startswith(f"{folder} does not hold a model this code can load (Weights only load failed")
     assert str(error.value).endswith("run `dvc repro --force train@ae_tiny`") and "\n" not in str(error.value)
     assert not marker.exists()
+
+
+def test_latent_search_finds_what_the_generator_can_draw():
+    model = LinearGenerator()
+    with torch.no_grad():
+        truth = model.decode(torch.randn(16, 6, generator=torch.Generator().manual_seed(1)))
+    drop = DropIndependent(p=0.5)
+    measured = drop(truth, torch.Generator().manual_seed(2))
+    theta = drop.observed(measured)
+    rows: list[tuple[float, float]] = []
+    search = LatentSearch(steps=150, lr=0.1, feature_weight=0.0, pixel_weight=1.0, prior_weight=1e-4, theta="observed")
+    found = latent_search(
+        model,
+        measured,
+        lambda images: drop.apply(images, theta),
+        search,
+        trace=lambda seconds, images: rows.append((seconds, float((images - truth).pow(2).mean()))),
+    )
+    with torch.no_grad():
+        random = model.decode(torch.randn(16, 6, generator=torch.Generator().manual_seed(9)))
+    error = float((found - truth).pow(2).mean())
+    assert error < 0.1 * float((random - truth).pow(2).mean())
+    assert len(rows) == 151 and rows[-1][1] == pytest.approx(error, rel=1e-5)
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(rows))  # cumulative time
+    with pytest.raises(ValueError, match="feature_weight or pixel_weight"):
+        LatentSearch(feature_weight=0.0, pixel_weight=0.0)
+
+
+def test_non_learned_baselines_restore_a_smooth_image():
+    side = torch.linspace(-1, 1, 28)
+    smooth = (
+        torch.exp(-(side[:, None] ** 2 + side[None, :] ** 2) * 2)[None, None].repeat(4, 1, 1, 1) * 0.8 + 0.1
+    )  # (4, 1, 28, 28)
+    truth = smooth.permute(0, 2, 3, 1).numpy()
+    from pipeline.evaluation.metrics import psnr
+
+    gains = {}
+    for forward, settings in (
+        ("drop_independent", {"p": 0.5}),
+        ("add_noise", {"sigma": 0.2}),
+        ("blur_add_noise", {"sigma": 0.2}),
+    ):
+        task = Restore(forward=forward)
+        task.bind(settings)
+        measured = task.operator(smooth, torch.Generator().manual_seed(3)).permute(0, 2, 3, 1).numpy()
+        restored = task.baseline(measured)
+        gains[forward] = psnr(restored, truth).mean() - psnr(np.clip(measured, 0, 1), truth).mean()
+    assert gains["drop_independent"] > 5 and gains["add_noise"] > 5 and gains["blur_add_noise"] > 1, gains
+
+
+def test_transfer_accuracy_is_the_share_of_targets_the_classifier_sees():
+    task = build_task("transfer")
+    arrays = {**digit_arrays(30), "labels": torch.tensor([3] * 15 + [7] * 15)}
+    batches = [
+        task.batch(arrays, torch.arange(0, 20), torch.Generator()),
+        task.batch(arrays, torch.arange(20, 30), torch.Generator()),
+    ]
+    reached, per_target = transfer_accuracy(task, StubConditional(obeys=True), batches, StubClassifier())
+    assert reached.shape == (30,) and np.all(reached == 1.0) and set(per_target.values()) == {1.0}
+    # A decoder that ignores the target draws the source digit: each image reaches only its own label.
+    reached, per_target = transfer_accuracy(task, StubConditional(obeys=False), batches, StubClassifier())
+    assert np.allclose(reached, 0.1)
+    assert per_target["transfer_accuracy_to_3"] == per_target["transfer_accuracy_to_7"] == 0.5
+    assert per_target["transfer_accuracy_to_0"] == 0.0
+
+
+def test_the_probe_reads_a_label_the_latent_holds_and_not_one_it_does_not():
+    task = build_task("reconstruct")
+    train, test = digit_arrays(300), digit_arrays(100)
+    test_batches = [task.batch(test, torch.arange(100), torch.Generator())]
+    torch.manual_seed(0)
+    kept = label_probe(task, StubEncoder(keeps_label=True), lambda: train, test_batches, seed=0)
+    lost = label_probe(task, StubEncoder(keeps_label=False), lambda: train, test_batches, seed=0)
+    assert kept["label_probe_accuracy"] == 1.0 and kept["label_probe_chance"] == 0.1
+    assert lost["label_probe_accuracy"] < 0.3
+    assert (
+        label_probe(task, StubEncoder(True), lambda: {**train, "labels": torch.full((300,), -1)}, test_batches, seed=0)
+        == {}
+    )
+    unlabelled = [test_batches[0]._replace(label=torch.full((100,), -1))]
+    assert (
+        label_probe(
+            task, StubEncoder(True), lambda: pytest.fail("loaded the train split for nothing"), unlabelled, seed=0
+        )
+        == {}
+    )
+
+
+def test_colour_from_latent_says_whose_tint_a_transfer_carries():
+    images = torch.rand(10, 3, 1, 1).expand(-1, -1, 4, 4)  # flat colours, all different
+    batches = [
+        Batch(input=images[:6], target=images[:6], label=torch.zeros(6), condition=images[:6]),
+        Batch(input=images[6:], target=images[6:], label=torch.zeros(4), condition=images[6:]),
+    ]
+    assert colour_source(StubImageConditional(from_condition=False), batches).tolist() == [1.0] * 10
+    assert colour_source(StubImageConditional(from_condition=True), batches).tolist() == [0.0] * 10

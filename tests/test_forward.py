@@ -63,3 +63,15 @@ def test_same_generator_state_gives_the_same_theta_and_a_new_draw_differs():
     second = operator(x, generator)
     assert torch.equal(first, operator(x, _generator(7)))
     assert not torch.equal(first, second)
+
+
+def test_what_a_measurement_shows_of_theta():
+    x = torch.rand(4, 3, 16, 16) + 0.1  # no black pixel: every zero was dropped
+    generator = torch.Generator().manual_seed(1)
+    drop = DropIndependent(p=0.5)
+    theta = drop.sample(x.shape, generator)
+    assert torch.equal(drop.observed(drop.apply(x, theta)), theta)
+    patch = DropPatch(size=5)
+    theta = patch.sample(x.shape, generator)
+    assert torch.equal(patch.observed(patch.apply(x, theta)), theta)
+    assert torch.equal(AddNoise(sigma=0.2).observed(x), torch.zeros_like(x))

@@ -1,5 +1,5 @@
-"""pipeline.inference through `aegan apply`: output where the user runs it, never over the input; a huge photo
-decoded small, a decompression bomb refused in one line."""
+"""pipeline.inference through `aegan apply`: output where the user runs it, never over the input; a file scaled
+as prepare scaled its copies; a huge photo decoded small, a decompression bomb refused in one line."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from pipeline.config import parse_params
+from pipeline.experiment import load_trained
+from pipeline.tasks import Restore
+from tests.builders import ambient_params, train_ambient
 from tests.conftest import build_project, tiny_params
 
 
@@ -71,3 +76,30 @@ def test_a_huge_photo_is_decoded_small_and_a_bomb_is_refused(project, tmp_path, 
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "more than 89,478,485 pixels: refused as a possible decompression bomb" in result.output
     assert not (project / "bomb_ae_tiny.png").exists()
+
+
+def test_apply_scales_a_drop_independent_file_as_prepare_scaled_its_copies(tmp_path, prepared_digits):
+    from PIL import Image
+
+    from pipeline.data.tensors import load_tensors
+    from pipeline.inference import apply_to_file
+
+    raw = ambient_params(ambient={"task": {"name": "restore"}})
+    params = parse_params(raw)
+    train_ambient(raw, "ambient", {"prepared": prepared_digits / "digits", "out": tmp_path})
+    task = Restore()
+    test = load_tensors(prepared_digits / "digits", "test", task, torch.device("cpu"))
+    copy_ = test["drop_independent"][:1].float()  # (1, 28, 28, 1): kept pixels scaled by 1/(1 − 0.5)
+    pixels = (copy_[0, ..., 0] * 0.5 * 255).round().clamp(0, 255).to(torch.uint8).numpy()  # what a file can hold
+    Image.fromarray(pixels).save(tmp_path / "measured.png")
+    written = apply_to_file(
+        params,
+        "ambient",
+        model_dir=tmp_path / "ambient",
+        image_path=tmp_path / "measured.png",
+        out_path=tmp_path / "restored.png",
+    )
+    model, _ = load_trained(tmp_path / "ambient", torch.device("cpu"))
+    with torch.no_grad():
+        direct = model(torch.from_numpy(pixels).float()[None, None] / 255 / 0.5).image
+    assert np.abs(written.astype(int) - (direct[0, 0].numpy() * 255).round()[..., None]).max() <= 1

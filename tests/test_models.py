@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pipeline.models import MODELS, build_model
+from pipeline.models.ambient import SameConv, SameDeconv
 
 TINY = {
     "conv_ae": {"latent_dim": 4, "width": 4},
@@ -329,3 +330,39 @@ def test_the_residual_vae_has_the_seeds_seven_convolutions_and_two_residual_bloc
     torch.nn.init.zeros_(block.body[-1].weight), torch.nn.init.zeros_(block.body[-1].bias)
     x = torch.rand(2, 4, 7, 7)
     assert torch.equal(block(x), x)  # the skip path: a block whose last convolution is zero passes x through
+
+
+def test_same_padding_convolutions_sample_as_tensorflow_does():
+    """A kernel that is 1 at its centre reads TensorFlow's SAME grid: even sides pad after only, so output i
+    sits on input 2i + 1; odd sides pad both ends, so on 2i. The transposed convolution puts input i on 2i + 1."""
+    conv = SameConv(1, 1)
+    with torch.no_grad():
+        conv.weight.zero_(), conv.weight[0, 0, 1, 1].fill_(1.0), conv.bias.zero_()
+    even = torch.arange(28.0 * 28).view(1, 1, 28, 28)
+    assert torch.equal(conv(even), even[..., 1::2, 1::2])  # 28 -> 14
+    odd = torch.arange(49.0).view(1, 1, 7, 7)
+    assert torch.equal(conv(odd), odd[..., ::2, ::2])  # 7 -> 4
+    deconv = SameDeconv(1, 1)
+    with torch.no_grad():
+        deconv.weight.zero_(), deconv.weight[0, 0, 1, 1].fill_(1.0), deconv.bias.zero_()
+    small = torch.arange(1.0, 50.0).view(1, 1, 7, 7)
+    big = deconv(small)
+    assert big.shape == (1, 1, 14, 14)
+    assert torch.equal(big[..., 1::2, 1::2], small) and big[..., ::2, :].abs().sum() == 0
+
+
+def test_the_seed_networks_at_both_sizes():
+    mnist = build_model("ambient_vaegan", in_channels=1, out_channels=1, image_size=28)
+    linears = [m for m in mnist.modules() if isinstance(m, torch.nn.Linear)]
+    # encoder 4·4·64 -> 2·20 (mean and log-variance), decoder 20 -> 7·7·32, discriminator 4·4·64 -> 1
+    assert [(m.in_features, m.out_features) for m in linears] == [(1024, 40), (20, 7 * 7 * 32), (1024, 1)]
+    image = torch.rand(3, 1, 28, 28)
+    assert mnist.critic.features(image).shape == (3, 64, 4, 4)
+    celeba = build_model("ambient_vaegan", in_channels=3, out_channels=3, image_size=64)
+    linears = [(m.in_features, m.out_features) for m in celeba.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears == [(8 * 8 * 256, 1024), (1024, 256), (128, 8 * 8 * 256), (4 * 4 * 256, 256), (256, 1)]
+    assert celeba.critic.features(torch.rand(2, 3, 64, 64)).shape == (2, 256, 4, 4)
+    gan = build_model("ambient_gan", in_channels=3, out_channels=3, image_size=64)
+    assert sum(p.numel() for p in gan.parameters()) == sum(
+        p.numel() for name, p in celeba.named_parameters() if not name.startswith("encoder.")
+    )  # the AmbientGAN is the VAE-GAN without its encoder

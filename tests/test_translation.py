@@ -1,143 +1,18 @@
-"""The translation study's parts: the colorize and translate tasks, pix2pix's update, `aegan apply`, the
-report's side-by-side figures, and both tasks trained on a folder of real faces."""
+"""Study `translation` end to end: both tasks trained on a folder of the seed's real faces, and `aegan apply` on
+them. Its parts are tested with their modules."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from skimage import color
 from typer.testing import CliRunner
 
-from pipeline.config import parse_params
 from pipeline.data.store import load_split
-from pipeline.data.views import edges, encode_lab
 from pipeline.evaluation.evaluate import evaluate_experiment
 from pipeline.evaluation.metrics import psnr
-from pipeline.images import to_numpy
-from pipeline.models import build_model
-from pipeline.report import comparisons
-from pipeline.schema import ConfigError
-from pipeline.tasks import Batch, build_task
-from pipeline.training import updates
-from tests.conftest import UTRECHT, build_project, checked, needs_faces, repo_params, utrecht_faces
-
-
-def colour_images(count: int = 6, size: int = 16) -> np.ndarray:
-    """Smooth random colour images, (N, S, S, 3) uint8."""
-    rng = np.random.default_rng(0)
-    small = rng.random((count, 4, 4, 3))
-    return (np.kron(small, np.ones((1, size // 4, size // 4, 1))) * 255).round().astype(np.uint8)
-
-
-def arrays_of(images: np.ndarray) -> dict[str, torch.Tensor]:
-    return {
-        "images": torch.from_numpy(images),
-        "lab": torch.from_numpy(encode_lab(images)),
-        "edges": torch.from_numpy(edges(images, sigma=1.0)),
-        "labels": torch.zeros(len(images), dtype=torch.long),
-    }
-
-
-def test_colorize_reads_lightness_and_learns_signed_chroma_whose_rgb_is_the_image():
-    images = colour_images()
-    task = build_task("colorize")
-    batch = task.batch(arrays_of(images), torch.arange(len(images)), torch.Generator())
-    lab = color.rgb2lab(images / 255.0)
-    assert batch.input.shape == (6, 1, 16, 16) and batch.target.shape == (6, 2, 16, 16)
-    assert np.allclose(batch.input[:, 0].numpy(), lab[..., 0] / 100, atol=0.5 / 255)  # L/100, to the 8-bit code
-    assert np.allclose(batch.target.permute(0, 2, 3, 1).numpy(), lab[..., 1:] / 128, atol=0.5 / 128)  # ab/128
-    assert batch.target.min() < 0  # signed: a tanh output can reach it, a sigmoid could not
-    truth = to_numpy(task.truth(batch))
-    # The true Lab back in RGB is the image, to the 8-bit Lab code's rounding (steepest in dark, saturated colours).
-    assert np.abs(truth - images / 255.0).mean() < 1 / 255 and np.abs(truth - images / 255.0).max() < 8 / 255
-
-
-def test_the_gray_baseline_keeps_the_lightness_and_drops_the_colour():
-    images = colour_images()
-    task = build_task("colorize")
-    batch = task.batch(arrays_of(images), torch.arange(len(images)), torch.Generator())
-    gray = task.baseline(to_numpy(batch.input))  # (N, H, W, 3)
-    lab = color.rgb2lab(gray)
-    assert np.abs(lab[..., 1:]).max() < 0.5  # neutral
-    assert np.allclose(lab[..., 0] / 100, batch.input[:, 0].numpy(), atol=0.01)
-    scores = task.scores(gray, to_numpy(task.truth(batch)))
-    # Gray is as far from the truth in ab as the truth's own chroma is from 0.
-    chroma = np.linalg.norm(color.rgb2lab(to_numpy(task.truth(batch)))[..., 1:], axis=-1).mean(axis=(1, 2))
-    assert np.allclose(scores["ab_error"], chroma, rtol=0.02, atol=0.3)
-    perfect = task.scores(to_numpy(task.truth(batch)), to_numpy(task.truth(batch)))
-    assert np.all(perfect["ab_error"] == 0) and np.all(perfect["psnr"] == np.inf)
-
-
-def test_translate_reads_edge_maps_and_scores_sharpness():
-    images = colour_images()
-    task = build_task("translate")
-    batch = task.batch(arrays_of(images), torch.arange(len(images)), torch.Generator())
-    assert batch.input.shape == (6, 1, 16, 16) and set(batch.input.unique().tolist()) <= {0.0, 1.0}
-    assert torch.equal(batch.target, torch.from_numpy(images).permute(0, 3, 1, 2) / 255.0)
-    truth = to_numpy(batch.target)
-    blurred = np.repeat(truth.mean(axis=(1, 2), keepdims=True), 16, 1).repeat(16, 2)  # flat: no gradient at all
-    assert np.allclose(task.scores(truth, truth)["gradient_ratio"], 1.0)
-    assert np.allclose(task.scores(blurred, truth)["gradient_ratio"], 0.0)
-
-
-def test_the_config_refuses_a_model_that_cannot_reach_the_tasks_targets():
-    raw = repo_params()
-    bad = copy.deepcopy(raw)
-    bad["experiments"]["colorizer_photos"]["model"] = {"name": "conv_ae", "latent_dim": 8, "width": 8}
-    with pytest.raises(
-        ConfigError, match=r"colorizer_photos.model.name: conv_ae's outputs lie in \[0.0, 1.0\] but task colorize"
-    ):
-        checked(bad)
-    bad = copy.deepcopy(raw)
-    bad["experiments"]["pix2pix_edges_photos"]["model"] = {"name": "dcgan", "latent_dim": 8, "width": 8}
-    bad["experiments"]["pix2pix_edges_photos"]["update"] = {}
-    with pytest.raises(ConfigError, match="dcgan maps noise to images, not images to images; use task generate"):
-        checked(bad)
-    bad = copy.deepcopy(raw)
-    bad["experiments"]["pix2pix_edges_photos"]["update"] = {"l1_weight": -1.0}
-    with pytest.raises(ConfigError, match=r"pix2pix_edges_photos.update.l1_weight: must be at least 0, got -1.0"):
-        checked(bad)
-
-
-def test_pix2pix_update_teaches_the_critic_pairs_and_the_generator_the_target():
-    torch.manual_seed(0)
-    model = build_model(
-        "pix2pix", in_channels=1, out_channels=3, image_size=16, width=8, depth=3, critic_width=8, critic_layers=2
-    )
-    update = updates.ConditionalAdversarialUpdate(model, lr=2e-3)
-    images = torch.from_numpy(colour_images(8)).permute(0, 3, 1, 2) / 255.0
-    batch = Batch(input=images.mean(1, keepdim=True), target=images, label=torch.zeros(8, dtype=torch.long))
-    logs = [update(batch) for _ in range(100)]
-    assert set(logs[0]) == {"loss_critic", "adversarial", "l1"}
-    # The critic's loss is the mean of its two cross-entropies (pix2pix halves their sum): ln 2 at chance.
-    assert logs[0]["loss_critic"].item() == pytest.approx(np.log(2), abs=0.15)
-    assert logs[-1]["l1"] < 0.5 * logs[0]["l1"]  # the weighted L1 term pulls the outputs to the targets
-    with torch.no_grad():
-        fake = model.generator(batch.input).image
-        assert (
-            model.critic(batch.input, images).mean() > model.critic(batch.input, fake).mean() + 1
-        )  # and the critic tells them apart
-
-
-def test_the_report_sets_models_side_by_side_per_dataset_and_task(tmp_path):
-    params = parse_params(repo_params())
-    folder = tmp_path / "translation"
-    folder.mkdir()
-    for index, (name, experiment) in enumerate(params.experiments.items()):
-        if experiment.study == "translation":
-            part = np.full((2, 4, 4, 3), index, np.uint8)
-            np.savez(folder / f"{name}.npz", input=part + 100, output=part, truth=part + 200)
-    figures = comparisons(params, "translation", tmp_path)
-    names, rows = figures["photos_translate"]
-    assert names == ["input", "unet_edges_photos", "pix2pix_edges_photos", "truth"]
-    first = list(params.experiments).index("unet_edges_photos")
-    second = list(params.experiments).index("pix2pix_edges_photos")
-    assert [row[0, 0, 0, 0] * 255 for row in rows] == pytest.approx([first + 100, first, second, first + 200])
-    assert figures["photos_colorize"][0] == ["input", "colorizer_photos", "colorizer_unet_photos", "truth"]
+from tests.conftest import UTRECHT, build_project, needs_faces, repo_params, utrecht_faces
 
 
 @pytest.fixture(scope="module")
