@@ -3,10 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the page `dvc plots show` draws into, its scripts inlined so that it needs no network (pipeline/plots_page.py)
+PLOTS_PAGE := .dvc/plots/offline.html
 
 .PHONY: setup repro test bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(PLOTS_PAGE)
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -15,10 +17,13 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-repro: $(STAMP)
+$(PLOTS_PAGE): $(STAMP) pipeline/plots_page.py
+	$(BIN)/python -m pipeline.plots_page $@
+
+repro: $(STAMP) $(PLOTS_PAGE)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest

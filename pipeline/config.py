@@ -81,6 +81,18 @@ class DatasetConfig:
     edge_sigma: Positive = 1.0  # Gaussian sigma of the Canny detector
     forward: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # forward model -> its kwargs
 
+    def applying(self) -> dict[str, Any]:
+        """The settings that apply to this source, unset ones left out: what an MLflow run shows of its data."""
+        ignored = set() if self.source == "folder" else {"path", "checksum", "min_side", "max_aspect", "on_bad_image"}
+        if self.source != "photos":
+            ignored.add("count")
+        if self.source in ("mnist", "fashion_mnist", "celeba"):  # an official split
+            ignored.add("test_fraction")
+        if "edges" not in self.views:
+            ignored.add("edge_sigma")
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ignored}
+        return {key: value for key, value in values.items() if value is not None and value != () and value != {}}
+
 
 @dataclass(frozen=True)
 class Component:

@@ -24,6 +24,9 @@ from mlflow.tracking import MlflowClient
 
 BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per log_batch call
 EVALUATION_TAG = "aegan.evaluation"  # the digest of the evaluation last brought into a run
+# MLflow 3's UI opens an experiment without this tag as a GenAI one (traces, tokens); with it, on its runs.
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+KIND = {KIND_TAG: MODEL_TRAINING}
 
 logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations on a new SQLite store are not news
 
@@ -31,6 +34,12 @@ logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations on a
 def resolve_uri(configured: str) -> str:
     """MLFLOW_TRACKING_URI wins over params.yaml's tracking.uri."""
     return os.environ.get("MLFLOW_TRACKING_URI") or configured
+
+
+def dvc_experiment() -> dict[str, str]:
+    """The DVC experiment a stage runs in, as run tags: `dvc exp run` sets these variables for its stages."""
+    names = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.exp_baseline_rev"}
+    return {tag: os.environ[variable] for variable, tag in names.items() if os.environ.get(variable)}
 
 
 def git_commit() -> str:
@@ -95,7 +104,9 @@ class Store:
             except MlflowException:
                 pass  # gone from the store (another database, or purged): start a fresh run rather than fail
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, tags=KIND)
+        if found and found.tags.get(KIND_TAG) != MODEL_TRAINING:  # a store made before the tag was set
+            self.client.set_experiment_tag(experiment_id, KIND_TAG, MODEL_TRAINING)
         run = self.client.create_run(
             experiment_id, run_name=name, tags={**tags, "mlflow.source.git.commit": git_commit()}
         )

@@ -20,7 +20,17 @@ def apply(
     ] = None,
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Colourise, translate or reconstruct one image with a trained model, at the size it was trained on."""
+    """Run a trained model on one image, at the size it was trained on.
+
+    Serves experiments whose task maps an image to an image:
+    colorize: a gray or colour photo in, its colours out;
+    translate: the file's edges drawn as an image;
+    reconstruct: the file through the autoencoder;
+    denoise: the file as the noisy input;
+    restore: the file as the distorted measurement;
+    transfer: the file decoded with its own condition.
+    Not generate: a generator draws from noise.
+    """
     with user_errors():
         from pipeline.inference import apply_to_file
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -98,6 +99,16 @@ def test_repro_writes_every_output_and_metrics_show_reads_them(project):
         "`comparison/digits_reconstruct.png`, rows top to bottom: input, ae_tiny, ae_other, truth"
         in (project / "reports/autoencoders/table.md").read_text()
     )
+
+
+def test_plots_show_draws_the_loss_curves_with_no_network(project, tmp_path):
+    if not (project / ".dvc/plots/offline.html").exists():  # `make test` writes it; a bare pytest may not have
+        run([sys.executable, "-m", "pipeline.plots_page", ".dvc/plots/offline.html"], project)
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "shown")], project)
+    html = (tmp_path / "shown" / "index.html").read_text()
+    assert "<title>aegan plots</title>" in html and "vegaEmbed('#" in html
+    assert "plots/ae_tiny/loss.csv" in html  # every experiment's curves are on it
+    assert not re.search(r"<script[^>]*\bsrc=", html)
 
 
 def test_a_second_repro_runs_nothing(project):

@@ -29,6 +29,19 @@ def test_help_lists_every_stage_and_the_check():
     assert "render" not in result.output
 
 
+def test_version_and_the_tasks_apply_serves():
+    from importlib.metadata import version
+
+    from pipeline.tasks import TASKS
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"aegan {version('aegan')}\n"
+    text = " ".join(CliRunner().invoke(app, ["apply", "--help"]).output.split())
+    served = text.split("Serves experiments whose task maps an image to an image:")[1].split("Not generate")[0]
+    named = {name for name in TASKS if f" {name}: " in f" {served}"}
+    assert named == {name for name, task in TASKS.items() if task.reconstructs}
+
+
 def test_every_dvc_stage_calls_an_aegan_command():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}

@@ -45,7 +45,9 @@ def _interrupt_at(monkeypatch, call: int, rule: type = updates.ReconstructionUpd
     monkeypatch.setattr(rule, "__call__", dies)
 
 
-def test_a_run_writes_model_curves_and_an_mlflow_run(tmp_path, prepared_digits):
+def test_a_run_writes_model_curves_and_an_mlflow_run(tmp_path, prepared_digits, monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "lucid-pike")  # as `dvc exp run` sets them for its stages
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123abc")
     summary = _train(tmp_path, prepared_digits)
     model, run_info = load_trained(tmp_path / "models" / "ae_tiny", torch.device("cpu"))
     assert run_info["run_id"] == summary["run_id"]
@@ -63,10 +65,29 @@ def test_a_run_writes_model_curves_and_an_mlflow_run(tmp_path, prepared_digits):
     assert run.data.params["dataset.source"] == "digits"
     assert run.data.tags["dvc.stage"] == "train@ae_tiny"
     assert run.data.tags["mlflow.source.git.commit"]
+    # named and tagged so that two variants of one experiment differ, and described in a line
+    assert run.info.run_name == "ae_tiny (lucid-pike)"
+    assert run.data.tags["dvc.exp_name"] == "lucid-pike" and run.data.tags["dvc.exp_baseline_rev"] == "0123abc"
+    assert run.data.tags["mlflow.note.content"] == "conv_ae on digits, task reconstruct"
+    assert len(run.data.tags["aegan.params"]) == 8
+    # only the dataset settings that apply to its source: no crop count, no folder settings, nothing unset
+    assert sorted(key.removeprefix("dataset.") for key in run.data.params if key.startswith("dataset.")) == [
+        "channels",
+        "edge_sigma",
+        "forward.add_noise.sigma",
+        "forward.drop_independent.p",
+        "forward.drop_patch.size",
+        "image_size",
+        "limit",
+        "source",
+        "test_fraction",
+        "views",
+    ]
     history = MlflowClient().get_metric_history(summary["run_id"], "train/loss")
     assert len(history) == 3 * 8  # every step (7 full batches and one of 16 per epoch), sent in batches
     experiment = MlflowClient().get_experiment(run.info.experiment_id)
     assert experiment.name == "autoencoders"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's model-training view
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, prepared_digits, monkeypatch):
@@ -109,7 +130,7 @@ def _newest_run(name: str = "ae_tiny"):
     client = MlflowClient()
     experiment = client.get_experiment_by_name("autoencoders").experiment_id
     return client.search_runs(
-        [experiment], f"attributes.run_name = '{name}'", order_by=["attributes.start_time DESC"], max_results=1
+        [experiment], f"tags.`dvc.stage` = 'train@{name}'", order_by=["attributes.start_time DESC"], max_results=1
     )[0]
 
 

@@ -45,6 +45,13 @@ def run_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[
     }
 
 
+def logged_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[str, Any]:
+    """`run_params` as an MLflow run shows them: of the dataset's settings, only those that apply to its source."""
+    everything = run_params(params, experiment, name)
+    applying = flatten(params.dataset(experiment.dataset).applying(), "dataset.")
+    return {key: value for key, value in everything.items() if not key.startswith("dataset.")} | applying
+
+
 def check_update(experiment: Experiment) -> Mapping[str, Any]:
     """The update rule's settings checked against its constructor (typed), and whether it can learn what the
     task hands it; a one-line ConfigError otherwise."""
@@ -131,11 +138,22 @@ def train_experiment(
 
     check_batch_size(len(arrays["labels"]), config.train.batch_size)  # before a run is opened for nothing
     uri = tracking.resolve_uri(params.tracking.uri)
-    tags = {"dvc.stage": f"train@{name}", "dataset": config.dataset}
-    run = tracking.Store(uri).start_run(experiment=config.study, name=name, tags=tags, run_id=state and state["run_id"])
+    tags = {
+        "dvc.stage": f"train@{name}",
+        "dataset": config.dataset,
+        "model": config.model.name,
+        "task": config.task.name,
+        "aegan.params": fingerprint[:8],  # tells two variants of one experiment apart
+        **tracking.dvc_experiment(),
+        "mlflow.note.content": f"{config.model.name} on {config.dataset}, task {config.task.name}",
+    }
+    label = tags.get("dvc.exp_name") or fingerprint[:8]  # the DVC experiment's name under `dvc exp run`
+    run = tracking.Store(uri).start_run(
+        experiment=config.study, name=f"{name} ({label})", tags=tags, run_id=state and state["run_id"]
+    )
     with run:  # ends FAILED (KILLED on Ctrl-C) if anything fails once it is open, never RUNNING
         if run.created:
-            run.log_params(run_params(params, config, name))
+            run.log_params(logged_params(params, config, name))
         summary = _fit_and_save(
             run,
             experiment,
