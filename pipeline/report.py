@@ -16,6 +16,7 @@ from pipeline.config import Params
 from pipeline.errors import DataError
 from pipeline.figures import grid, save_png
 from pipeline.files import staged_dir, write_text
+from pipeline.scores import read_scores
 from pipeline.studies import Study, study_for
 
 # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
@@ -68,7 +69,7 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
         path = metrics_dir / study / f"{name}.json"
         if not path.exists():
             raise DataError(f"{path} is missing; run `dvc repro evaluate@{name}` first")
-        scores = json.loads(path.read_text())
+        scores = read_scores(path.with_suffix(""))
         rows.append(
             {
                 "experiment": name,
@@ -156,9 +157,10 @@ def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, 
     for name, experiment in params.experiments.items():
         if experiment.study != study:
             continue
-        scores = json.loads((metrics_dir / study / f"{name}.json").read_text())
+        scores = read_scores(metrics_dir / study / name)
         figures = sorted((reports_dir / study / name).iterdir()) if (reports_dir / study / name).is_dir() else []
-        evaluation = [metrics_dir / study / f"{name}{suffix}" for suffix in (".json", ".csv")]
+        suffixes = (".json", ".timing.json", ".csv")
+        evaluation = [path for suffix in suffixes if (path := metrics_dir / study / f"{name}{suffix}").exists()]
         if not store.log_evaluation(
             load_record(metrics_dir, study, name), scores, {"figures": figures, "evaluation": evaluation}
         ):

@@ -1,6 +1,5 @@
 """DVC stage classify@<dataset>: the classifier whose features score generated samples (FCD)."""
 
-import json
 from typing import Annotated
 
 import typer
@@ -15,9 +14,10 @@ def classify(
     dataset: Annotated[str, typer.Argument(help="key under `datasets:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write models/classifiers/<dataset>/ and metrics/classifiers/<dataset>.json (accuracy, FCD floors)."""
+    """Write models/classifiers/<dataset>/, metrics/classifiers/<dataset>.json (accuracy, FCD floors) and
+    .timing.json (its training time)."""
     with user_errors():
-        from pipeline.files import write_text
+        from pipeline.scores import write_scores
         from pipeline.training.classifier import train_classifier
 
         config = load(params)
@@ -25,7 +25,7 @@ def classify(
         scores = METRICS / "classifiers" / f"{dataset}.json"
         with outputs(CLASSIFIERS / dataset, scores), work():  # the classifier's MLflow run is opened inside
             summary = train_classifier(config, dataset, prepared_dir=PREPARED / dataset, out_dir=CLASSIFIERS / dataset)
-            write_text(scores, json.dumps(summary, indent=2) + "\n")
+            write_scores(scores.with_suffix(""), summary)  # .json and .timing.json
         if summary["labelled"]:
             typer.echo(
                 f"classifier {dataset}: test accuracy {summary['accuracy']:.4f}, "

@@ -26,12 +26,14 @@ def evaluate(
     experiment: Annotated[str, typer.Argument(help="key under `experiments:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write metrics/<study>/<experiment>.json (summary), .csv (one row per test image, or per sample), .npz
-    (the first test images in, out and true, or the first samples: the study report's comparison), .run.json
-    (what the report brings into the MLflow run) and the figures in reports/<study>/<experiment>/."""
+    """Write metrics/<study>/<experiment>.json (summary), .timing.json (its clock readings), .csv (one row per
+    test image, or per sample), .npz (the first test images in, out and true, or the first samples: the study
+    report's comparison), .run.json (what the report brings into the MLflow run) and the figures in
+    reports/<study>/<experiment>/."""
     with user_errors():
         from pipeline.evaluation.evaluate import evaluate_experiment
         from pipeline.files import write_arrays, write_text
+        from pipeline.scores import write_scores
 
         config = load(params)
         settings = config.experiment(experiment)
@@ -46,7 +48,7 @@ def evaluate(
                 figures_dir=REPORTS / settings.study / experiment,
             )
             write_text(out.with_suffix(".csv"), per_image.to_csv(index=False))
-            write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
+            write_scores(out, summary)  # .json and .timing.json
             write_arrays(out.with_suffix(".npz"), preview)
             write_text(out.with_suffix(".run.json"), json.dumps(record, indent=2) + "\n")
         shown = {k: v for k, v in summary.items() if k.endswith("_mean") or k == "fcd"}
