@@ -18,7 +18,7 @@ from typing import Any
 # business doing so, and the attempt cost each stage that logs 1 to 2 s here. A user's own setting wins.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from mlflow.entities import Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -72,6 +72,23 @@ class Run:
         items = [Metric(name, value, now, step) for step, metrics in rows for name, value in metrics.items()]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+
+    def log_dataset(self, name: str, manifest: dict[str, Any], source: Path) -> None:
+        """The prepared dataset as the run's training input (the run's Datasets): its manifest, which holds
+        every array's sha256, gives the digest, so two versions of one dataset tell apart."""
+        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=source.as_posix())
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
+
+    def log_model(self, folder: Path, name: str, kind: str) -> str:
+        """`folder` (the weights and the settings that rebuild the model, no pickled code) as a logged model
+        of this run, the UI's Models tab; returns its id."""
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        model = self.client.create_logged_model(experiment_id, name=name, source_run_id=self.run_id, model_type=kind)
+        self.client.log_model_artifacts(model.model_id, str(folder))
+        self.client.finalize_logged_model(model.model_id, "READY")
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(model.model_id, step=0)])
+        return model.model_id
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)

@@ -85,6 +85,16 @@ def test_a_run_writes_model_curves_and_an_mlflow_run(tmp_path, prepared_digits, 
     ]
     history = MlflowClient().get_metric_history(summary["run_id"], "train/loss")
     assert len(history) == 3 * 8  # every step (7 full batches and one of 16 per epoch), sent in batches
+    # the prepared dataset is the run's input, the trained model its logged model (weights and settings)
+    (given,) = run.inputs.dataset_inputs
+    assert given.dataset.name == "digits" and given.dataset.source.endswith("prepared/digits")
+    assert len(given.dataset.digest) == 12
+    (logged,) = [
+        m for m in MlflowClient().search_logged_models([run.info.experiment_id]) if m.source_run_id == run.info.run_id
+    ]
+    assert logged.name == "ae_tiny" and logged.model_type == "conv_ae" and str(logged.status) == "READY"
+    files = {f.path for f in MlflowClient().list_logged_model_artifacts(logged.model_id)}
+    assert files == {path.name for path in (tmp_path / "models" / "ae_tiny").iterdir()}
     experiment = MlflowClient().get_experiment(run.info.experiment_id)
     assert experiment.name == "autoencoders"
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's model-training view

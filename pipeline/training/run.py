@@ -108,7 +108,8 @@ def train_experiment(
     update = build_update(experiment, model, settings)
     generator = torch.Generator(device).manual_seed(params.base.seed)
 
-    fingerprint = _fingerprint(run_params(params, config, name), read_manifest(prepared_dir))
+    manifest = read_manifest(prepared_dir)
+    fingerprint = _fingerprint(run_params(params, config, name), manifest)
     state = checkpoint.load(checkpoint_path)
     if state is not None and state["fingerprint"] != fingerprint:
         print(f"{checkpoint_path} was written with other settings or data; training from scratch", file=sys.stderr)
@@ -154,6 +155,7 @@ def train_experiment(
     with run:  # ends FAILED (KILLED on Ctrl-C) if anything fails once it is open, never RUNNING
         if run.created:
             run.log_params(logged_params(params, config, name))
+            run.log_dataset(config.dataset, manifest, prepared_dir)
         summary = _fit_and_save(
             run,
             experiment,
@@ -172,6 +174,7 @@ def train_experiment(
             plots_dir=plots_dir,
             checkpoint_path=checkpoint_path,
         )
+        run.log_model(model_dir, name=name, kind=config.model.name)
     checkpoint_path.unlink(missing_ok=True)
     if checkpoint_path.parent.exists() and not any(checkpoint_path.parent.iterdir()):
         checkpoint_path.parent.rmdir()
