@@ -265,7 +265,6 @@ def _fit_and_save(
         write_text(staging / RUN_FILE, json.dumps(summary, indent=2) + "\n")
     _write_curves(history.rows, plots_dir)
     run.log_metrics([(step, {"train_seconds": seconds})])
-    run.log_artifact(model_dir / MODEL_FILE, "model")
     return summary
 
 
