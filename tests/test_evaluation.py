@@ -94,9 +94,13 @@ def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path)
     folders = {"prepared_dir": prepared_digits / "digits", "model_dir": tmp_path / "model"}
     train_experiment(params, "ae_tiny", **folders, plots_dir=tmp_path / "plots", checkpoint_path=tmp_path / "c.pt")
     predicted = predict_split(params, resolve(params, "ae_tiny"), **folders)
-    rows = [line.split(",") for line in component_curve(predicted.model, predicted.batches).splitlines()[1:]]
-    psnr_by_count = [float(value) for _, value in rows]
-    assert [int(count) for count, _ in rows] == list(range(1, 65))  # 240 training digits allow all 64
+    lines = component_curve(predicted.model, predicted.batches).splitlines()
+    assert lines[0] == "components,psnr,explained_variance"
+    rows = [line.split(",") for line in lines[1:]]
+    psnr_by_count = [float(value) for _, value, _ in rows]
+    variance = [float(share) for _, _, share in rows]
+    assert [int(count) for count, _, _ in rows] == list(range(1, 65))  # 240 training digits allow all 64
+    assert variance == sorted(variance, reverse=True) and sum(variance) == pytest.approx(1.0, abs=1e-4)
     assert all(later >= earlier - 1e-6 for earlier, later in itertools.pairwise(psnr_by_count))
     summary, _, _, record = evaluate_experiment(
         params, "ae_tiny", **folders, classifier_dir=tmp_path / "unused", figures_dir=tmp_path / "figures"
@@ -106,7 +110,8 @@ def test_pca_psnr_rises_with_the_number_of_components(prepared_digits, tmp_path)
         predicted.model, predicted.batches
     )
     assert set(record["figures"]) == {"eigenimages.png", "grid.png", "interpolation.png", "psnr_by_components.csv"}
-    assert 0 < summary["explained_variance_1"] < summary["explained_variance_total"] < 1
+    assert summary["explained_variance_total"] == pytest.approx(sum(variance[:8]), abs=1e-4)
+    assert not any(key.startswith("explained_variance_") and key[-1].isdigit() for key in summary)
 
 
 def test_frechet_distance_of_two_gaussians_matches_the_closed_form():

@@ -139,12 +139,14 @@ def interpolate(model: nn.Module, images: Tensor, pair: tuple[int, int], frames:
 
 @torch.no_grad()
 def component_curve(model: nn.Module, batches: list[Batch]) -> str:
-    """CSV of mean test PSNR when reconstructing with the first k principal components, k = 1 … all kept."""
+    """CSV of mean test PSNR when reconstructing with the first k principal components, k = 1 … all kept,
+    beside the share of the training variance the k-th component explains (a DVC plot, not a metric)."""
     images = torch.cat([b.input for b in batches])
     target = to_numpy(torch.cat([b.target for b in batches]))
-    fitted = int((model.explained_variance_ratio > 0).sum())
-    lines = ["components,psnr"]
+    ratios = model.explained_variance_ratio.tolist()
+    fitted = sum(ratio > 0 for ratio in ratios)
+    lines = ["components,psnr,explained_variance"]
     for count in range(1, fitted + 1):
         restored = model.decode(model.encode(images, components=count))
-        lines.append(f"{count},{psnr(to_numpy(restored), target).mean():.4f}")
+        lines.append(f"{count},{psnr(to_numpy(restored), target).mean():.4f},{ratios[count - 1]:.6g}")
     return "\n".join(lines) + "\n"
