@@ -49,7 +49,7 @@ class PrincipalComponents(nn.Module):
     def scores(self) -> dict[str, float]:
         """The explained-variance ratio of all `latent_dim` components together; each component's own is in
         the evaluation's psnr_by_components.csv, a plot rather than ten metrics."""
-        return {"explained_variance_total": float(self.explained_variance_ratio[: self.latent_dim].sum())}
+        return {"explained_variance_total": sum(self.explained_variance_ratio.tolist()[: self.latent_dim])}
 
     def eigenimages(self, count: int) -> Tensor:
         """The mean image and the first `count` components, each rescaled to [0, 1] for display.
