@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.files import write_text
 
-KINDS = ("download", "prepare", "classify", "train", "evaluate", "report")  # the DVC stages' commands
+KINDS = ("download", "prepare", "classify", "train", "evaluate", "report", "summary")  # the DVC stages' commands
 
 
 def imported_names(file: Path) -> set[str]:

@@ -19,14 +19,17 @@ from pipeline.files import staged_dir, write_text
 from pipeline.scores import read_scores
 from pipeline.studies import Study, study_for
 
+# the scores of an experiment's references, which the table shows as rows of their own (`reference_rows`)
+REFERENCE_PREFIXES = ("input_", "baseline_")
 # reports/<study>/comparison/: the study's models side by side (so no experiment may take the name)
 COMPARISON = "comparison"
 
 
-def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Path) -> pd.DataFrame:
-    """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side, and for
-    restore studies each forward model's time against error), bring each evaluation into its MLflow run and
-    attach the table to a `<study> table` run. Returns the table."""
+def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Path, plots_dir: Path) -> pd.DataFrame:
+    """Write reports/<study>/table.csv, table.md, losses.csv (every experiment's loss curves, which dvc.yaml
+    draws as one chart per loss) and comparison/*.png (the study's models side by side, and for restore studies
+    each forward model's time against error), bring each evaluation into its MLflow run and attach the table to
+    a `<study> table` run. Returns the table."""
     extras = study_for(study)
     table = study_table(params, study, metrics_dir)
     figures = comparisons(params, study, metrics_dir)
@@ -37,11 +40,33 @@ def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Pat
         own = extras.figures(table, lambda name: load_preview(metrics_dir / study / f"{name}.npz", name), staging)
     shown = {f"{COMPARISON}/{key}.png": names for key, (names, _) in figures.items()}
     shown |= {f"{COMPARISON}/{file}": names for file, names in own.items()}
-    paths = [reports_dir / study / "table.csv", reports_dir / study / "table.md"]
+    paths = [reports_dir / study / name for name in ("table.csv", "table.md", "losses.csv")]
     write_text(paths[0], table.to_csv(index=False))
     write_text(paths[1], to_markdown(table, f"Study `{study}`", shown, extras))
+    write_text(paths[2], loss_curves(params, study, plots_dir).to_csv(index=False))
     log_study(params, study, metrics_dir, reports_dir, [*paths, *sorted(folder.iterdir())])
     return table
+
+
+def loss_curves(params: Params, study: str, plots_dir: Path) -> pd.DataFrame:
+    """Every loss curve train@<experiment> wrote for the study's experiments (plots/<study>/<experiment>/<loss>.csv,
+    columns epoch and <loss>), in one long table: experiment, loss, epoch, value."""
+    curves = []
+    for name, experiment in params.experiments.items():
+        if experiment.study != study:
+            continue
+        folder = plots_dir / study / name
+        if not folder.is_dir():
+            raise DataError(f"{folder} is missing; run `dvc repro train@{name}` first")
+        for path in sorted(folder.glob("*.csv")):
+            curve = pd.read_csv(path)
+            curves.append(
+                pd.DataFrame(
+                    {"experiment": name, "loss": path.stem, "epoch": curve["epoch"], "value": curve[path.stem]}
+                )
+            )
+    empty = pd.DataFrame(columns=["experiment", "loss", "epoch", "value"])
+    return pd.concat(curves, ignore_index=True) if curves else empty
 
 
 def load_record(metrics_dir: Path, study: str, name: str) -> dict[str, Any]:
@@ -59,8 +84,9 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
     halves against each other (the floor; biased upwards by its small samples) and as many
     training images as a model draws samples against the test split (the same sample sizes as a generator's FCD).
 
-    Restore experiments also name their forward model and method. The study's own module may add rows
-    (`pipeline.studies`: the ambient study's non-learned and distorted-input rows).
+    Restore experiments also name their forward model and method. The raw input and the non-learned baseline
+    an experiment is scored against become rows of their own (`reference_rows`), and the study's own module
+    may add more (`pipeline.studies`: the seed's numbers, the ACSG time ratio).
     """
     rows = []
     for name, experiment in params.experiments.items():
@@ -81,10 +107,10 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
             }
         )
         record = load_record(metrics_dir, study, name)
-        if (
-            "forward" in record
-        ):  # a restore experiment: its forward model and method, as evaluate read them off its task
+        if "forward" in record:  # a restore experiment: its forward model and method, as evaluate read them
             rows[-1]["forward"], rows[-1]["method"] = record["forward"], record["method"]
+        rows[-1]["references"] = record.get("references", {})
+    rows += reference_rows(rows)
     extras = study_for(study)
     rows += extras.rows(params, rows)
     for dataset in dict.fromkeys(row["dataset"] for row in rows if "fcd" in row):
@@ -107,6 +133,27 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
         if column in table:  # the real-image rows have none
             table[column] = table[column].fillna("")
     return table
+
+
+def reference_rows(rows: list[dict]) -> list[dict]:
+    """One row per reference an experiment was scored against (its task names them: "noisy input",
+    "total-variation denoiser", "gray image", "distorted input", "non-learned"), from its `input_` and
+    `baseline_` scores, once per dataset, task and forward model: every experiment of a group computes them on
+    the same test images. Takes the `references` entry off each experiment row."""
+    references = []
+    seen = set()
+    for row in rows:
+        for prefix, name in row.pop("references", {}).items():
+            group = (row["dataset"], row["task"], row.get("forward", ""), prefix)
+            if group in seen:
+                continue
+            seen.add(group)
+            scores = {key.removeprefix(prefix): value for key, value in row.items() if key.startswith(prefix)}
+            common = {"model": name, "dataset": row["dataset"], "task": row["task"], "latent_dim": ""}
+            if "forward" in row:
+                common |= {"forward": row["forward"], "method": name}
+            references.append({"experiment": f"{name} ({row.get('forward') or row['dataset']})", **common, **scores})
+    return references
 
 
 def comparisons(params: Params, study: str, metrics_dir: Path) -> dict[str, tuple[list[str], list[np.ndarray]]]:
@@ -185,9 +232,8 @@ def to_markdown(
     `extras` (the study's own module) adds its key and score columns and hides the scores its rows show."""
     extras = extras or Study()
     keys = ["experiment", "model", "dataset", "task", "latent_dim", *(c for c in extras.key_columns if c in table)]
-    hidden = extras.hidden_prefixes if any(c in table for c in extras.key_columns) else ()
     shown = table[keys].copy()
-    for column in [c for c in table.columns if c.endswith("_mean") and not (hidden and c.startswith(hidden))]:
+    for column in [c for c in table.columns if c.endswith("_mean") and not c.startswith(REFERENCE_PREFIXES)]:
         score = column.removesuffix("_mean")
         mean, spread = table[column], table[f"{score}_std"]
         shown[score] = [f"{m:.4g} ± {s:.2g}" if pd.notna(m) else "" for m, s in zip(mean, spread)]

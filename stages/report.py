@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common import METRICS, REPORTS, ParamsOption, load, outputs, user_errors, work
+from stages.common import METRICS, PLOTS, REPORTS, ParamsOption, load, outputs, user_errors, work
 
 app = typer.Typer(add_completion=False)
 
@@ -14,7 +14,7 @@ def report(
     study: Annotated[str, typer.Argument(help="a name listed under `studies:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write reports/<study>/table.csv, table.md and comparison/*.png (the study's models side by side, and
+    """Write reports/<study>/table.csv, table.md, losses.csv and comparison/*.png (the study's models side by side, and
     for restore studies each forward model's time against error); log each experiment's scores and figures
     to its training run, and the table to a `<study> table` run."""
     with user_errors():
@@ -26,7 +26,7 @@ def report(
         if study not in config.studies:
             raise ConfigError(f"studies: {study!r} is not listed; choose one of {', '.join(config.studies)}")
         with outputs(REPORTS / study), work():  # the MLflow store is opened inside, once
-            table = write_report(config, study, METRICS, REPORTS)
+            table = write_report(config, study, METRICS, REPORTS, PLOTS)
         typer.echo(to_markdown(table, study, extras=study_for(study)))
 
 

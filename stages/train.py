@@ -14,18 +14,19 @@ def train(
     experiment: Annotated[str, typer.Argument(help="key under `experiments:` in params.yaml")],
     params: ParamsOption = "params.yaml",
 ) -> None:
-    """Write models/<experiment>/{model.pt,run.json} and plots/<experiment>/*.csv; log the run to MLflow."""
+    """Write models/<experiment>/{model.pt,run.json} and plots/<study>/<experiment>/*.csv; log the run to MLflow."""
     with user_errors():
         from pipeline.training.run import train_experiment
 
         config = load(params)
-        dataset = config.experiment(experiment).dataset
-        model_dir, plots_dir, checkpoints = MODELS / experiment, PLOTS / experiment, CHECKPOINTS / experiment
+        chosen = config.experiment(experiment)
+        model_dir, checkpoints = MODELS / experiment, CHECKPOINTS / experiment
+        plots_dir = PLOTS / chosen.study / experiment  # report@<study> draws its experiments' curves together
         with outputs(model_dir, plots_dir, checkpoints):
             summary = train_experiment(
                 config,
                 experiment,
-                prepared_dir=PREPARED / dataset,
+                prepared_dir=PREPARED / chosen.dataset,
                 model_dir=model_dir,
                 plots_dir=plots_dir,
                 checkpoint_path=checkpoints / "last.pt",

@@ -251,18 +251,18 @@ def test_missing_file_and_broken_yaml(tmp_path):
         load_params(broken)
 
 
-def _readme_blocks(heading: str) -> list[dict]:
-    """The YAML blocks of the README section under `heading`, parsed."""
-    text = (ROOT / "README.md").read_text().split(heading, 1)[1].split("\n#", 1)[0]
+def _doc_blocks(study: str, heading: str) -> list[dict]:
+    """The YAML blocks of the section under `heading` of the study's page (docs/studies/<study>.md), parsed."""
+    text = (ROOT / "docs" / "studies" / f"{study}.md").read_text().split(heading, 1)[1].split("\n#", 1)[0]
     return [yaml.safe_load(block.split("```", 1)[0]) for block in text.split("```yaml\n")[1:]]
 
 
-def test_the_readme_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_size():
+def test_the_study_page_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_size():
     import torch
 
     from pipeline.models import build_model
 
-    blocks = _readme_blocks("#### On the seed's datasets")
+    blocks = _doc_blocks("vae_gan", "## On the seed's datasets")
     assert [list(block["datasets"]) for block in blocks] == [["fashion_mnist"], ["celeba"]]
     for block in blocks:
         raw = copy.deepcopy(repo_params())
@@ -290,7 +290,7 @@ def test_the_readme_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_full_
 
 
 def _with_block(block: dict):
-    """The repository's params with a README block's datasets and experiments merged in, checked (which
+    """The repository's params with a study page block's datasets and experiments merged in, checked (which
     builds every model, weightless, with its dataset's shape)."""
     raw = copy.deepcopy(repo_params())
     raw["datasets"].update(block["datasets"])
@@ -298,8 +298,8 @@ def _with_block(block: dict):
     return checked(raw)
 
 
-def test_the_readme_block_for_mnist_and_celeba_transfer_parses_and_builds():
-    (block,) = _readme_blocks("#### On MNIST, as the seed, and on CelebA")
+def test_the_study_page_block_for_mnist_and_celeba_transfer_parses_and_builds():
+    (block,) = _doc_blocks("feature_subtraction", "## On MNIST, as the seed, and on CelebA")
     params = _with_block(block)
     seed = params.experiment("aegan_mnist")
     assert (
@@ -359,8 +359,8 @@ def test_the_wasserstein_constraint_and_classifier_settings_are_checked_up_front
         parse_params({**raw, "studies": [*raw["studies"], "classifiers"]})
 
 
-def test_the_readme_block_for_other_photographs_parses_and_builds_at_full_size():
-    block = _readme_blocks("#### On other photographs")
+def test_the_study_page_block_for_other_photographs_parses_and_builds_at_full_size():
+    block = _doc_blocks("translation", "## On other photographs")
     assert len(block) == 1 and set(block[0]["datasets"]) == {"lego", "celeba"}
     raw = copy.deepcopy(repo_params())
     raw["datasets"].update(block[0]["datasets"])
@@ -369,8 +369,8 @@ def test_the_readme_block_for_other_photographs_parses_and_builds_at_full_size()
     assert params.dataset("lego").image_size == 256 and params.experiment("pix2pix_lego").model.args["depth"] == 8
 
 
-def test_the_readme_block_for_the_seeds_ambient_datasets_parses_and_builds_at_full_size():
-    (block,) = _readme_blocks("#### On CelebA and MNIST, as the seed")
+def test_the_study_page_block_for_the_seeds_ambient_datasets_parses_and_builds_at_full_size():
+    (block,) = _doc_blocks("ambient", "## On CelebA and MNIST, as the seed")
     params = _with_block(block)
     assert params.dataset("celeba").forward == {
         "drop_independent": {"p": 0.9},

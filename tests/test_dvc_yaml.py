@@ -24,11 +24,29 @@ def test_every_stage_depends_on_its_kinds_code_list_and_on_no_code_file():
     assert STAGES["code"]["deps"] == ["pipeline", "stages"]  # the lists are rewritten when any project file changes
     assert STAGES["code"]["outs"] == [f"data/code/{kind}.txt" for kind in KINDS]
     for kind in KINDS:
-        deps = STAGES[kind]["do"]["deps"]
+        deps = STAGES[kind].get("do", STAGES[kind])["deps"]  # `summary` is one stage, the others a foreach
         assert f"data/code/{kind}.txt" in deps
         assert not [dep for dep in deps if dep.startswith(("pipeline", "stages"))], (
             kind
         )  # one entry in dvc.lock, not twenty
+
+
+def test_plots_show_draws_each_study_as_one_chart_per_loss_and_its_side_by_side_figures():
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    entries = {next(iter(entry)) if isinstance(entry, dict) else entry: entry for entry in plots}
+    studies = yaml.safe_load((ROOT / "params.yaml").read_text())["studies"]
+    for study in studies:
+        losses = entries[f"{study}: loss per epoch"][f"{study}: loss per epoch"]
+        assert (losses["template"], losses["x"], losses["y"]) == (
+            "losses",
+            "epoch",
+            {f"reports/{study}/losses.csv": "value"},
+        )
+        assert f"reports/{study}/comparison" in entries
+    assert not [stage for stage in STAGES.values() if "plots" in stage.get("do", stage)]  # only the grouped ones
+    template = json.loads((ROOT / ".dvc/plots/losses.json").read_text())
+    assert template["data"]["values"] == "<DVC_METRIC_DATA>" and template["facet"]["field"] == "loss"
+    assert template["spec"]["encoding"]["color"]["field"] == "experiment"  # the columns report@<study> writes
 
 
 def test_the_scan_follows_imports_inside_functions_and_through_packages():
@@ -88,12 +106,17 @@ def test_a_list_changes_exactly_when_a_file_its_stage_runs_does(tmp_path):
     with (tmp_path / "pipeline" / "report.py").open("a") as file:
         file.write("\n# a comment\n")
     after = {kind: fingerprint(tmp_path, kind) for kind in KINDS}
-    assert [kind for kind in KINDS if before[kind] != after[kind]] == ["report"]
+    assert [kind for kind in KINDS if before[kind] != after[kind]] == ["report", "summary"]  # summary reads its tables
     with (tmp_path / "pipeline" / "models" / "gan.py").open("a") as file:
         file.write("\n# a comment\n")
     paths = write_fingerprints(tmp_path, tmp_path / "code")
     changed = [path.stem for path in paths if path.read_text() != before[path.stem]]
-    assert changed == ["train", "evaluate", "report"]  # report for its comment; train and evaluate build models
+    assert changed == [
+        "train",
+        "evaluate",
+        "report",
+        "summary",
+    ]  # report (and summary) for its comment; train and evaluate build models
 
 
 def test_a_report_depends_on_its_study_and_not_on_every_experiment():

@@ -366,3 +366,10 @@ def test_the_seed_networks_at_both_sizes():
     assert sum(p.numel() for p in gan.parameters()) == sum(
         p.numel() for name, p in celeba.named_parameters() if not name.startswith("encoder.")
     )  # the AmbientGAN is the VAE-GAN without its encoder
+
+
+@pytest.mark.parametrize("name", ["linear_gan", "linear_wgan"])
+def test_a_linear_critic_without_hidden_layers_scores_the_pixels_directly(name):
+    model = build_model(name, in_channels=1, out_channels=1, image_size=8, latent_dim=4, critic_hidden=())
+    assert [type(layer) for layer in model.critic.modules() if isinstance(layer, torch.nn.Linear)] == [torch.nn.Linear]
+    assert model.critic(torch.rand(3, 1, 8, 8)).shape == (3,)

@@ -39,16 +39,22 @@ def write_params(project: Path, raw: dict) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git + DVC copy of the project with two tiny experiments, after one `dvc repro`."""
-    project = tmp_path_factory.mktemp("project")
+def copy_project(project: Path) -> None:
+    """What a clone of the repository holds that `dvc repro` runs on (the code, dvc.yaml, DVC's config and
+    plot templates), without params.yaml, outputs or DVC cache."""
     for name in ("pipeline", "stages", ".dvc", "dvc.yaml", ".gitignore", ".dvcignore"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__", "cache", "tmp"))
         elif source.exists():
             shutil.copy(source, project / name)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC copy of the project with two tiny experiments, after one `dvc repro`."""
+    project = tmp_path_factory.mktemp("project")
+    copy_project(project)
     raw = tiny_params()
     raw["experiments"]["ae_other"] = {**copy.deepcopy(raw["experiments"]["ae_tiny"]), "update": {"lr": 1.0e-3}}
     raw["experiments"]["gan_tiny"] = {
@@ -68,7 +74,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_repro_writes_every_output_and_metrics_show_reads_them(project):
     for path in (
         "models/ae_tiny/model.pt",
-        "plots/ae_tiny/loss.csv",
+        "plots/autoencoders/ae_tiny/loss.csv",
+        "reports/autoencoders/losses.csv",
+        "reports/summary.md",
         "reports/autoencoders/ae_tiny/grid.png",
         "reports/autoencoders/table.md",
         "metrics/autoencoders/ae_other.csv",
@@ -88,7 +96,10 @@ def test_repro_writes_every_output_and_metrics_show_reads_them(project):
     assert "test half vs test half" in table and "train vs test" in table  # the FCD floors beside the generator
     assert (project / "reports/autoencoders/gan_tiny/samples.png").is_file()
     assert not (project / "reports/autoencoders/gan_tiny/grid.png").exists()  # nothing to reconstruct
-    assert {path.name for path in (project / "plots/gan_tiny").iterdir()} >= {"loss_critic.csv", "loss_generator.csv"}
+    assert {path.name for path in (project / "plots/autoencoders/gan_tiny").iterdir()} >= {
+        "loss_critic.csv",
+        "loss_generator.csv",
+    }
     # The report sets the study's models side by side:
     # the two autoencoders on the same test images, the generator alone.
     assert sorted(p.name for p in (project / "reports/autoencoders/comparison").iterdir()) == [
@@ -104,11 +115,29 @@ def test_repro_writes_every_output_and_metrics_show_reads_them(project):
 def test_plots_show_draws_the_loss_curves_with_no_network(project, tmp_path):
     if not (project / ".dvc/plots/offline.html").exists():  # `make test` writes it; a bare pytest may not have
         run([sys.executable, "-m", "pipeline.plots_page", ".dvc/plots/offline.html"], project)
-    run(["dvc", "plots", "show", "-o", str(tmp_path / "shown")], project)
+    # dvc.yaml names every study's charts; the tiny params run one study, without its PCA experiments
+    listed = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
+    missing = {error["name"] for error in listed["errors"]}
+    assert "autoencoders: loss per epoch" in listed["data"] and "reports/autoencoders/comparison" not in missing
+    assert all("pca_" in name or not name.startswith(("autoencoders", "reports/autoencoders/")) for name in missing)
+    assert "reports/autoencoders/comparison/digits_generate.png" in listed["data"]
+
+    run(["dvc", "plots", "show", "autoencoders: loss per epoch", "-o", str(tmp_path / "shown")], project)
     html = (tmp_path / "shown" / "index.html").read_text()
-    assert "<title>aegan plots</title>" in html and "vegaEmbed('#" in html
-    assert "plots/ae_tiny/loss.csv" in html  # every experiment's curves are on it
+    assert "<title>aegan plots</title>" in html and html.count("vegaEmbed('#") == 1
     assert not re.search(r"<script[^>]*\bsrc=", html)
+    # one chart of the study's loss curves: every experiment, every loss
+    assert all(f'"experiment": "{name}"' in html for name in ("ae_tiny", "ae_other", "gan_tiny"))
+    assert '"loss": "loss_critic"' in html
+    browser, page = shutil.which("chromium"), (tmp_path / "shown" / "index.html").as_uri()
+    if browser:  # and drawn, offline: vega-embed leaves its SVG only where its scripts ran
+        dom = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom", page],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        assert dom.count('class="marks"') == 1 and ">gan_tiny</text>" in dom, dom[-3000:]
 
 
 def test_a_second_repro_runs_nothing(project):
@@ -134,7 +163,7 @@ def test_changing_one_learning_rate_reruns_only_that_experiment(project):
     write_params(project, raw)
     output = run(["dvc", "repro"], project).stdout
     stages = sorted(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage"))
-    assert stages == ["evaluate@ae_other", "report@autoencoders", "train@ae_other"]
+    assert stages == ["evaluate@ae_other", "report@autoencoders", "summary", "train@ae_other"]
 
 
 def test_bad_params_fail_in_one_line(project, tmp_path):
@@ -216,8 +245,8 @@ def test_two_trains_of_one_experiment_at_once_leave_one_model_and_no_running_run
 
 def test_an_output_linked_out_of_the_project_is_refused_and_left_alone(project, tmp_path):
     (tmp_path / "precious").write_text("keep")
-    plots = project / "plots" / "ae_other"
-    kept = project / "plots" / "ae_other.kept"
+    plots = project / "plots" / "autoencoders" / "ae_other"
+    kept = project / "plots" / "autoencoders" / "ae_other.kept"
     plots.rename(kept)
     plots.symlink_to(tmp_path)
     try:
@@ -227,8 +256,8 @@ def test_an_output_linked_out_of_the_project_is_refused_and_left_alone(project, 
         kept.rename(plots)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: plots/ae_other lies outside the project ({project.resolve()}); aegan writes only inside the "
-        "project folder"
+        f"error: plots/autoencoders/ae_other lies outside the project ({project.resolve()}); aegan writes only "
+        "inside the project folder"
     ]
     assert [path.name for path in tmp_path.iterdir()] == ["precious"]
 
@@ -236,7 +265,7 @@ def test_an_output_linked_out_of_the_project_is_refused_and_left_alone(project, 
 def test_a_killed_training_run_resumes_to_the_same_metrics(project):
     raw = yaml.safe_load((project / "params.yaml").read_text())
     raw["datasets"]["digits"].pop("limit")  # the full 1,437 training digits: slow enough to kill mid-run
-    raw["experiments"]["ae_tiny"]["train"]["epochs"] = 60  # long enough to outlast the 10 s between two checkpoints
+    raw["experiments"]["ae_tiny"]["train"]["epochs"] = 40  # about 20 s here: outlasts the 10 s between two checkpoints
     write_params(project, raw)
     run(["dvc", "repro", "prepare@digits"], project)
     checkpoint = project / "checkpoints" / "ae_tiny" / "last.pt"
@@ -254,7 +283,7 @@ def test_a_killed_training_run_resumes_to_the_same_metrics(project):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert torch.load(checkpoint, weights_only=True)["epoch"] < 60
+    assert torch.load(checkpoint, weights_only=True)["epoch"] < 40
 
     run(["aegan", "train", "ae_tiny"], project)  # resumes from the checkpoint
     run(["aegan", "evaluate", "ae_tiny"], project)

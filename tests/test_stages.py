@@ -45,7 +45,7 @@ def test_version_and_the_tasks_apply_serves():
 def test_every_dvc_stage_calls_an_aegan_command():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}
-    assert set(stages) == {"code", "download", "prepare", "classify", "train", "evaluate", "report"}
+    assert set(stages) == {"code", "download", "prepare", "classify", "train", "evaluate", "report", "summary"}
     for name, stage in stages.items():
         words = stage.get("do", stage)["cmd"].split()
         assert words[0] == "aegan" and words[1] in commands and words[1] == name

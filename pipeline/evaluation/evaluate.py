@@ -198,8 +198,9 @@ def evaluate_experiment(
 def tracking_record(experiment: Experiment, run: dict[str, Any], figures: list[Path]) -> dict[str, Any]:
     """What the study's report needs of this evaluation beside its scores: the MLflow run the model was trained
     in, the experiment's role in the table (a restore experiment's forward model and method: supervised,
-    ambient (an encoder) or ACSG (a latent search)), and each figure with its sha256. A retrained model or a
-    redrawn figure therefore changes this record, and the report brings it into the run."""
+    ambient (an encoder) or ACSG (a latent search)), the names of its reference rows, and each figure with its
+    sha256. A retrained model or a redrawn figure therefore changes this record, and the report brings it into
+    the run."""
     record: dict[str, Any] = {"run_id": run["run_id"], "experiment": experiment.name}
     task = experiment.task
     if task.restores:
@@ -207,6 +208,9 @@ def tracking_record(experiment: Experiment, run: dict[str, Any], figures: list[P
             "supervised" if task.supervised else "ambient" if capabilities.encodes(experiment.model_class) else "ACSG"
         )
         record |= {"forward": task.forward, "method": method}
+    # what the table calls the rows of this evaluation's `input_` and `baseline_` scores
+    references = {"input_": task.input_name if task.scores_input else None, "baseline_": task.baseline_name}
+    record["references"] = {prefix: name for prefix, name in references.items() if name}
     record["figures"] = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in figures}
     return record
 

@@ -89,8 +89,9 @@ class LinearGAN(GAN):
         self.latent_dim = latent_dim
         self.generator = pixel_decoder([latent_dim, *generator_hidden], (out_channels, image_size, image_size))
         leaky = partial(nn.LeakyReLU, 0.2)
-        body = nn.Sequential(nn.Flatten(), *perceptron([in_channels * image_size**2, *critic_hidden], leaky), leaky())
-        self.critic = Critic(body, critic_hidden[-1])
+        widths = [in_channels * image_size**2, *critic_hidden]  # no hidden layer: a linear critic of the pixels
+        body = nn.Sequential(nn.Flatten(), *perceptron(widths, leaky), *([leaky()] if critic_hidden else []))
+        self.critic = Critic(body, widths[-1])
 
 
 class LinearWGAN(LinearGAN):

@@ -2,7 +2,7 @@
 
 `report.py` builds every study's table (one row per experiment, then the real-image FCD floors), its
 side-by-side figures and its markdown the same way; a study with something of its own (the ambient study's
-non-learned rows, its time-against-error plots, the seed's published numbers) has a module here whose `Study`
+time-against-error plots, the seed's published numbers) has a module here whose `Study`
 subclass adds it, registered below by the study's name in params.yaml.
 """
 

@@ -1,6 +1,6 @@
-"""The ambient study (Ambient VAE-GAN against supervised, ACSG and non-learned restoration): each forward
-model's non-learned and distorted-input rows, the seed's results figure and time-against-error plot, the
-seed's published CelebA numbers beside ours, and the ACSG time ratio."""
+"""The ambient study (Ambient VAE-GAN against supervised, ACSG and non-learned restoration): the seed's results
+figure and time-against-error plot, the seed's published CelebA numbers beside ours, and the ACSG time ratio.
+The non-learned and distorted-input rows are every restore task's references (`report.reference_rows`)."""
 
 from __future__ import annotations
 
@@ -33,29 +33,28 @@ SEED_CELEBA = {
 
 class Ambient(Study):
     key_columns = ("forward",)
-    hidden_prefixes = ("input_", "baseline_")  # the non-learned and distorted-input rows show them
 
     def rows(self, params: Params, rows: list[dict]) -> list[dict]:
-        """The non-learned and distorted-input rows of each (dataset, forward model), from the first restore
-        experiment's `baseline_` and `input_` scores (every one computes them on the same images); on the restore
-        rows, in place, the ACSG row's seconds per image over each one's, and on CelebA the seed's numbers."""
-        extra = []
+        """No rows of its own (the non-learned and distorted-input rows are every restore task's references);
+        on the restore rows and the non-learned ones, in place, the ACSG row's seconds per image over each
+        one's, and on CelebA the seed's numbers."""
         groups: dict[tuple[str, str], list[dict]] = {}
         for row in rows:
             if "forward" in row:
                 groups.setdefault((row["dataset"], row["forward"]), []).append(row)
         for (dataset, forward), members in groups.items():
-            non_learned = _scored(members[0], "baseline_", "non-learned", dataset, forward)
-            distorted = _scored(members[0], "input_", "distorted input", dataset, forward)
-            extra += [non_learned, distorted]
             searched = [row["seconds_per_image"] for row in members if row["method"] == "ACSG"]
-            for row in [*members, non_learned]:
-                if searched:
+            for row in members:
+                if searched and "seconds_per_image" in row:
                     row["acsg_time_ratio"] = searched[0] / row["seconds_per_image"]
                 seed = SEED_CELEBA.get((row["method"], forward))
                 if seed and params.dataset(dataset).source == "celeba":
                     row["seed_psnr"], row["seed_ssim"] = seed
-        return extra
+        return []
+
+    def seed_result(self, row: dict) -> str:
+        seed = SEED_CELEBA.get((row.get("method"), row.get("forward")))
+        return f"{seed[0]:.2f} dB, SSIM {seed[1]:.2f} (CelebA 64×64, tiled)" if seed else ""
 
     def comparison(self, key: str, names: list[str], previews: dict, record: Callable[[str], dict]) -> Figure | None:
         """The seed's results figure: a block per forward model, its rows original, distorted, every method's
@@ -116,10 +115,3 @@ class Ambient(Study):
 
 def _pairs(first: pd.Series, second: pd.Series) -> list[str]:
     return [f"{p:.2f} / {q:.2f}" if pd.notna(p) else "" for p, q in zip(first, second)]
-
-
-def _scored(row: dict, prefix: str, method: str, dataset: str, forward: str) -> dict:
-    """A table row for `method` from `row`'s `<prefix>` scores."""
-    scores = {key.removeprefix(prefix): value for key, value in row.items() if key.startswith(prefix)}
-    common = {"model": method, "dataset": dataset, "task": "restore", "latent_dim": ""}
-    return {"experiment": f"{method} ({forward})", **common, "forward": forward, "method": method, **scores}

@@ -17,7 +17,6 @@ class Study:
     """A study with nothing of its own: every hook adds nothing."""
 
     key_columns: tuple[str, ...] = ()  # shown after experiment, model, dataset, task, latent_dim
-    hidden_prefixes: tuple[str, ...] = ()  # scores kept in the CSV but not shown (their own rows show them)
 
     def rows(self, params: Params, rows: list[dict]) -> list[dict]:
         """Rows to add after the experiments' own (which it may annotate in place)."""
@@ -40,3 +39,8 @@ class Study:
     def timing_columns(self, table: pd.DataFrame) -> dict[str, list[str]]:
         """Markdown columns shown after the timings."""
         return {}
+
+    def seed_result(self, row: dict) -> str:
+        """The seed's published result for what table row `row` measures, with the data it was measured on;
+        "" where the seed published none."""
+        return ""

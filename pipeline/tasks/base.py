@@ -6,7 +6,8 @@ What a task declares here is all evaluation asks of it: whether it maps each inp
 (`reconstructs`), whether the raw input is scored too (`scores_input`), what a conditional model reads beside
 the image (`conditioned_on`), whether its input is a forward model's measurement (`restores`) and whether a
 decoder-only model may take it by searching its latent (`searches_latent`), and the non-learned method it is
-compared with (`baseline`, None where there is none).
+compared with (`baseline`, None where there is none), and what the study table calls the raw input's and the
+baseline's rows (`input_name`, `baseline_name`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Task(ABC):
     conditioned_on: str | None = None  # "label" or "image": what a conditional model reads beside the input
     restores: ClassVar[bool] = False  # the input is a forward model's measurement of the target (`Restore`)
     searches_latent: ClassVar[bool] = False  # a decoder-only model may take it, restoring by latent search
+    input_name: ClassVar[str] = "input"  # the table row of the raw input's scores, where `scores_input`
+    baseline_name: ClassVar[str | None] = None  # the table row of `baseline`'s scores, where it has one
 
     def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
         """The shape arguments a model needs for this task on this dataset."""

@@ -21,6 +21,7 @@ class Colorize(Task):
 
     views = ("lab",)
     target_range = (-1.0, 1.0)
+    baseline_name = "gray image"
 
     def model_shape(self, dataset: DatasetConfig) -> dict[str, int]:
         return {"in_channels": 1, "out_channels": 2, "image_size": dataset.image_size}

@@ -19,6 +19,8 @@ class Denoise(Task):
     """x + σ·n, clipped to [0, 1] -> x. The noise is drawn afresh for every batch."""
 
     scores_input = True
+    input_name = "noisy input"
+    baseline_name = "total-variation denoiser"
 
     def __init__(self, *, sigma: Positive = 0.2) -> None:
         self.sigma = sigma

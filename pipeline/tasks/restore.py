@@ -38,6 +38,8 @@ class Restore(Task):
     scores_input = True
     restores: ClassVar[bool] = True
     searches_latent: ClassVar[bool] = True
+    input_name = "distorted input"
+    baseline_name = "non-learned"
 
     def __init__(
         self,

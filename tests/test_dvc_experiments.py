@@ -1,0 +1,91 @@
+"""End to end: DVC experiments in a fresh clone of a tiny project, as the README tells a user to run them.
+`dvc exp run` without targets and with one, two queued variants run by `dvc queue start -j 2`, and
+`dvc exp show --only-changed` setting them side by side; each experiment's MLflow run carries its DVC name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny_params
+from tests.test_pipeline import copy_project, run, write_params
+
+pytestmark = pytest.mark.slow
+GIT = ["git", "-c", "user.name=aegan", "-c", "user.email=aegan@localhost"]
+LR = "experiments.ae_tiny.update.lr"
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone of a tiny project whose results are committed, as the repository's are (dvc.lock, metrics/,
+    plots/, reports/), but which has no data, no models and no DVC cache: what `git clone` gives a user."""
+    origin = tmp_path_factory.mktemp("origin")
+    copy_project(origin)
+    raw = tiny_params(train={"epochs": 2, "batch_size": 32})
+    raw["datasets"]["digits"]["limit"] = 200
+    raw["classifier"] = {**raw["classifier"], "epochs": 2, "samples": 100}
+    write_params(origin, raw)
+    run(["git", "init", "-q"], origin)
+    run(["dvc", "repro"], origin)
+    run([*GIT, "add", "-A"], origin)  # the project's .gitignore keeps data/, models/ and the MLflow store out
+    run([*GIT, "commit", "-qm", "tiny project and its results"], origin)
+    clone = tmp_path_factory.mktemp("clone") / "project"
+    run(["git", "clone", "-q", str(origin), str(clone)], origin)
+    return clone
+
+
+def shown(clone: Path) -> dict[str, dict[str, str]]:
+    """`dvc exp show --only-changed` by experiment name (`workspace` and the baseline branch by their rev)."""
+    text = run(["dvc", "exp", "show", "--only-changed", "--csv"], clone).stdout
+    return {row["Experiment"] or row["rev"]: row for row in csv.DictReader(io.StringIO(text))}
+
+
+def test_an_experiment_without_targets_runs_the_whole_pipeline_from_a_fresh_clone(clone):
+    result = run(["dvc", "exp", "run", "-n", "lr-2e-3", "-S", f"{LR}=0.002"], clone)
+    assert "Ran experiment(s): lr-2e-3" in result.stdout + result.stderr
+    rows = shown(clone)
+    assert rows["lr-2e-3"][LR] == "0.002"
+    assert 5 < float(rows["lr-2e-3"]["psnr_mean"]) < 60  # scored: metrics/autoencoders/ae_tiny.json
+    assert "lr: 0.002" in (clone / "params.yaml").read_text()  # run in the workspace, which keeps its result
+
+
+def test_an_experiment_with_a_target_runs_that_stage_and_what_it_needs(clone):
+    result = run(["dvc", "exp", "run", "evaluate@ae_tiny", "-n", "lr-3e-3", "-S", f"{LR}=0.003"], clone)
+    ran = [line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")]
+    assert "train@ae_tiny" in ran and "evaluate@ae_tiny" in ran and "report@autoencoders" not in ran
+
+
+def test_two_queued_variants_run_at_once_and_show_side_by_side_in_dvc_and_mlflow(clone):
+    from mlflow.tracking import MlflowClient
+
+    for name, lr in (("lr-1e-3", "0.001"), ("lr-5e-3", "0.005")):
+        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"{LR}={lr}"], clone)
+    run(["dvc", "queue", "start", "-j", "2"], clone)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], clone).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert status.count("Success") >= 2, status
+    rows = shown(clone)
+    assert {rows[name][LR] for name in ("lr-1e-3", "lr-5e-3")} == {"0.001", "0.005"}
+    assert rows["lr-1e-3"]["psnr_mean"] != rows["lr-5e-3"]["psnr_mean"]
+    baseline = run(["git", "branch", "--show-current"], clone).stdout.strip()
+    assert rows[baseline]["psnr_mean"] not in ("", "!")  # the committed baseline's scores, beside the variants'
+    # --only-changed leaves out what every experiment shares: the other params, the classifier's scores, the code
+    columns = set(rows["lr-1e-3"])
+    assert not columns & {"experiments.ae_tiny.model.width", "accuracy", "fcd_train", "data/code/train.txt"}
+
+    client = MlflowClient(f"sqlite:///{clone}/mlflow.db")
+    study = client.get_experiment_by_name("autoencoders")
+    runs = client.search_runs([study.experiment_id], "tags.`dvc.stage` = 'train@ae_tiny'")
+    named = {run.data.tags.get("dvc.exp_name"): run for run in runs}
+    assert {"lr-1e-3", "lr-5e-3", "lr-2e-3", "lr-3e-3"} <= set(named)  # one run per DVC experiment
+    assert named["lr-1e-3"].info.run_name == "ae_tiny (lr-1e-3)"
+    assert named["lr-1e-3"].data.params["update.lr"] == "0.001"
+    assert len(named["lr-1e-3"].data.tags["dvc.exp_baseline_rev"]) == 40  # the commit the experiment started from
