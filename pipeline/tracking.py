@@ -31,9 +31,18 @@ KIND = {KIND_TAG: MODEL_TRAINING}
 logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations on a new SQLite store are not news
 
 
+SQLITE = "sqlite:///"
+
+
 def resolve_uri(configured: str) -> str:
-    """MLFLOW_TRACKING_URI wins over params.yaml's tracking.uri."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured
+    """MLFLOW_TRACKING_URI wins over params.yaml's tracking.uri. A relative SQLite path is the project's: under
+    `dvc exp run --queue` (or `--temp`) a stage runs in a copy under .dvc/tmp/exps/, and DVC sets DVC_ROOT to the
+    project the copy came from, so every experiment's runs land in the one store that `mlflow ui` reads."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    path = Path(uri.removeprefix(SQLITE))
+    if uri.startswith(SQLITE) and not path.is_absolute():
+        uri = SQLITE + str((Path(os.environ.get("DVC_ROOT") or ".") / path).resolve())
+    return uri
 
 
 def dvc_experiment() -> dict[str, str]:
@@ -110,6 +119,10 @@ class Store:
 
     def __init__(self, uri: str) -> None:
         self.client = MlflowClient(tracking_uri=uri)
+        # a local store keeps its experiments' artifacts beside it (MLflow's default is ./mlruns of whichever
+        # folder first creates the experiment: for a queued DVC experiment, a copy that DVC then deletes)
+        local = uri.startswith(SQLITE) and uri != SQLITE + ":memory:"
+        self.artifacts = Path(uri.removeprefix(SQLITE)).parent / "mlruns" if local else None
 
     def start_run(self, *, experiment: str, name: str, tags: dict[str, str], run_id: str | None = None) -> Run:
         """Open run `run_id` again (a resumed training) or create a new one named `name` in `experiment`."""
@@ -121,13 +134,17 @@ class Store:
             except MlflowException:
                 pass  # gone from the store (another database, or purged): start a fresh run rather than fail
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, tags=KIND)
+        experiment_id = found.experiment_id if found else self._create(experiment)
         if found and found.tags.get(KIND_TAG) != MODEL_TRAINING:  # a store made before the tag was set
             self.client.set_experiment_tag(experiment_id, KIND_TAG, MODEL_TRAINING)
         run = self.client.create_run(
             experiment_id, run_name=name, tags={**tags, "mlflow.source.git.commit": git_commit()}
         )
         return Run(self.client, run.info.run_id, created=True)
+
+    def _create(self, experiment: str) -> str:
+        location = str(self.artifacts / experiment) if self.artifacts else None
+        return self.client.create_experiment(experiment, artifact_location=location, tags=KIND)
 
     def log_evaluation(self, record: dict[str, Any], scores: dict[str, float], files: dict[str, list[Path]]) -> bool:
         """Bring an experiment's evaluation into the run it was trained in: `scores` as `test/<name>` metrics and

@@ -6,17 +6,31 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import tiny_params
-from tests.test_pipeline import copy_project, run, write_params
+from tests.test_pipeline import copy_project, write_params
 
 pytestmark = pytest.mark.slow
 GIT = ["git", "-c", "user.name=aegan", "-c", "user.email=aegan@localhost"]
 LR = "experiments.ae_tiny.update.lr"
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """A command as a user runs it: the project's tools on PATH and params.yaml's own tracking store
+    (sqlite:///mlflow.db, relative), which every stage resolves against the project, copies included."""
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +103,7 @@ def test_two_queued_variants_run_at_once_and_show_side_by_side_in_dvc_and_mlflow
     assert named["lr-1e-3"].info.run_name == "ae_tiny (lr-1e-3)"
     assert named["lr-1e-3"].data.params["update.lr"] == "0.001"
     assert len(named["lr-1e-3"].data.tags["dvc.exp_baseline_rev"]) == 40  # the commit the experiment started from
+    # the queued runs ran in copies under .dvc/tmp/exps/, yet their figures are in the project's store
+    assert study.artifact_location == str(clone / "mlruns" / "autoencoders")
+    figures = client.list_artifacts(named["lr-5e-3"].info.run_id, "figures")
+    assert "figures/grid.png" in {figure.path for figure in figures}
