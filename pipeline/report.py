@@ -195,8 +195,9 @@ def load_preview(path: Path, name: str) -> dict[str, np.ndarray]:
 
 def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, table_files: list[Path]) -> list[str]:
     """Bring each of the study's evaluations into the MLflow run its model was trained in (scores as
-    `test/<name>`, figures, the per-image scores), and attach the table files to a `<study> table` run,
-    through one opening of the store. Returns the experiments whose run is not in the store."""
+    `test/<name>`, figures at the artifact root, the per-image scores under evaluation/), and attach the table
+    files to a `<study> table` run, through one opening of the store. Returns the experiments whose run is not
+    in the store."""
     from pipeline import tracking
 
     store = tracking.Store(tracking.resolve_uri(params.tracking.uri))
@@ -208,9 +209,8 @@ def log_study(params: Params, study: str, metrics_dir: Path, reports_dir: Path, 
         figures = sorted((reports_dir / study / name).iterdir()) if (reports_dir / study / name).is_dir() else []
         suffixes = (".json", ".timing.json", ".csv")
         evaluation = [path for suffix in suffixes if (path := metrics_dir / study / f"{name}{suffix}").exists()]
-        if not store.log_evaluation(
-            load_record(metrics_dir, study, name), scores, {"figures": figures, "evaluation": evaluation}
-        ):
+        files = {"": figures, "evaluation": evaluation}  # "": the run's root, all MLflow's compare view lists
+        if not store.log_evaluation(load_record(metrics_dir, study, name), scores, files):
             missing.append(name)
     with store.start_run(experiment=study, name=f"{study} table", tags={"dvc.stage": f"report@{study}"}) as run:
         for path in table_files:

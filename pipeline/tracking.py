@@ -148,11 +148,13 @@ class Store:
 
     def log_evaluation(self, record: dict[str, Any], scores: dict[str, float], files: dict[str, list[Path]]) -> bool:
         """Bring an experiment's evaluation into the run it was trained in: `scores` as `test/<name>` metrics and
-        `files` as artifacts by folder, once per distinct evaluation (a tag keeps its digest, so a report that
-        runs again re-sends nothing). False when the run is not in this store (results pulled from a DVC
-        remote, a store deleted since): the evaluation then stays in DVC's outputs alone."""
+        `files` as artifacts by folder ("" for the run's artifact root), once per distinct evaluation (a tag
+        keeps its digest, so a report that runs again re-sends nothing). False when the run is not in this store
+        (results pulled from a DVC remote, a store deleted since): the evaluation then stays in DVC's outputs
+        alone."""
         run_id = record["run_id"]
-        text = json.dumps({"record": record, "scores": scores}, sort_keys=True, default=str)
+        layout = {folder: [path.name for path in paths] for folder, paths in files.items()}
+        text = json.dumps({"record": record, "scores": scores, "layout": layout}, sort_keys=True, default=str)
         digest = hashlib.sha256(text.encode()).hexdigest()
         try:
             if self.client.get_run(run_id).data.tags.get(EVALUATION_TAG) == digest:
@@ -163,6 +165,6 @@ class Store:
         run.log_metrics([(0, {f"test/{key}": value for key, value in scores.items() if key != "train_seconds"})])
         for folder, paths in files.items():
             for path in paths:
-                run.log_artifact(path, folder)
+                run.log_artifact(path, folder or None)
         self.client.set_tag(run_id, EVALUATION_TAG, digest)
         return True

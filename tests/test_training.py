@@ -16,7 +16,7 @@ from pipeline.experiment import load_trained
 from pipeline.training import run as training_run
 from pipeline.training import updates
 from pipeline.training.run import train_experiment
-from tests.conftest import tiny_params
+from tests.conftest import repo_params, tiny_params
 
 
 def _train(tmp_path, prepared, raw=None, name="ae_tiny"):
@@ -70,13 +70,10 @@ def test_a_run_writes_model_curves_and_an_mlflow_run(tmp_path, prepared_digits, 
     assert run.data.tags["dvc.exp_name"] == "lucid-pike" and run.data.tags["dvc.exp_baseline_rev"] == "0123abc"
     assert run.data.tags["mlflow.note.content"] == "conv_ae on digits, task reconstruct"
     assert len(run.data.tags["aegan.params"]) == 8
-    # only the dataset settings that apply to its source: no crop count, no folder settings, nothing unset
+    # only the dataset settings that apply to its source and task: no crop count, no folder settings, nothing
+    # unset, and for a reconstruction neither the edge detector's σ nor the forward models
     assert sorted(key.removeprefix("dataset.") for key in run.data.params if key.startswith("dataset.")) == [
         "channels",
-        "edge_sigma",
-        "forward.add_noise.sigma",
-        "forward.drop_independent.p",
-        "forward.drop_patch.size",
         "image_size",
         "limit",
         "source",
@@ -303,3 +300,20 @@ def test_a_gan_run_saves_the_averaged_generator_and_resumes_its_average(tmp_path
     assert summary["run_id"] == saved["run_id"]  # resumed, not started over
     resumed = trained(tmp_path / "resumed")
     assert all(torch.equal(value, resumed[key]) for key, value in averaged.items())
+
+
+def test_a_run_logs_the_edge_sigma_only_where_its_task_reads_edges_and_only_its_own_forward_model():
+    from pipeline.experiment import resolve
+    from pipeline.training.run import logged_params
+
+    params = parse_params(repo_params())
+
+    def dataset_keys(name: str) -> set[str]:
+        experiment = resolve(params, name)
+        logged = logged_params(params, experiment.config, name, experiment.task)
+        return {key for key in logged if key.startswith(("dataset.edge_sigma", "dataset.forward"))}
+
+    assert dataset_keys("ambient_drop_digits") == {"dataset.forward.drop_independent.p"}
+    assert dataset_keys("ambient_noise_digits") == {"dataset.forward.add_noise.sigma"}
+    assert dataset_keys("pix2pix_edges_photos") == {"dataset.edge_sigma"}
+    assert dataset_keys("ae_digits") == set()

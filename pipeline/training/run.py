@@ -25,6 +25,7 @@ from pipeline.files import staged_dir, write_text
 from pipeline.forward import check_forward
 from pipeline.models import MODELS
 from pipeline.schema import ConfigError, check_kwargs
+from pipeline.tasks.base import Task
 from pipeline.training import checkpoint
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
 from pipeline.training.loop import check_batch_size, fit
@@ -45,11 +46,19 @@ def run_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[
     }
 
 
-def logged_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[str, Any]:
-    """`run_params` as an MLflow run shows them: of the dataset's settings, only those that apply to its source."""
+def logged_params(params: Params, experiment: ExperimentConfig, name: str, task: Task) -> dict[str, Any]:
+    """`run_params` as an MLflow run shows them: of the dataset's settings, only those that apply to its source
+    and to the experiment's task: the edge detector's σ where the task reads edges, and of the forward models
+    only the one a restore task measures through."""
     everything = run_params(params, experiment, name)
-    applying = flatten(params.dataset(experiment.dataset).applying(), "dataset.")
-    return {key: value for key, value in everything.items() if not key.startswith("dataset.")} | applying
+    applying = params.dataset(experiment.dataset).applying()
+    if "edges" not in task.views:
+        applying.pop("edge_sigma", None)
+    forward = applying.pop("forward", {})
+    if task.restores and task.forward in forward:
+        applying["forward"] = {task.forward: forward[task.forward]}
+    kept = {key: value for key, value in everything.items() if not key.startswith("dataset.")}
+    return kept | flatten(applying, "dataset.")
 
 
 def check_update(experiment: Experiment) -> Mapping[str, Any]:
@@ -154,7 +163,7 @@ def train_experiment(
     )
     with run:  # ends FAILED (KILLED on Ctrl-C) if anything fails once it is open, never RUNNING
         if run.created:
-            run.log_params(logged_params(params, config, name))
+            run.log_params(logged_params(params, config, name, experiment.task))
             run.log_dataset(config.dataset, manifest, prepared_dir)
         summary = _fit_and_save(
             run,
