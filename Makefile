@@ -23,10 +23,13 @@ $(PLOTS_PAGE): $(STAMP) pipeline/plots_page.py
 repro: $(STAMP) $(PLOTS_PAGE)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
+# pytest runs one worker per core (pytest-xdist), a test file whole on one worker, so the end-to-end DVC files
+# overlap the unit tests; one torch thread per process, or the workers' thread pools fight over the cores
+# (on 2 cores: 313 s against 487 s one after the other; with torch's default threads it was slower than that).
 test: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/train_throughput.py
