@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import tiny_params
@@ -34,9 +36,9 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clone of a tiny project whose results are committed, as the repository's are (dvc.lock, metrics/,
-    plots/, reports/), but which has no data, no models and no DVC cache: what `git clone` gives a user."""
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project after `dvc repro`, committed with its results as the repository is (dvc.lock, metrics/,
+    plots/, reports/), and with a local-folder DVC remote in its committed config."""
     origin = tmp_path_factory.mktemp("origin")
     copy_project(origin)
     raw = tiny_params(train={"epochs": 2, "batch_size": 32})
@@ -45,8 +47,15 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_params(origin, raw)
     run(["git", "init", "-q"], origin)
     run(["dvc", "repro"], origin)
+    run(["dvc", "remote", "add", "-d", "results", str(tmp_path_factory.mktemp("remote"))], origin)
     run([*GIT, "add", "-A"], origin)  # the project's .gitignore keeps data/, models/ and the MLflow store out
     run([*GIT, "commit", "-qm", "tiny project and its results"], origin)
+    return origin
+
+
+@pytest.fixture(scope="module")
+def clone(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `git clone` gives a user: the committed results, but no data, no models and no DVC cache."""
     clone = tmp_path_factory.mktemp("clone") / "project"
     run(["git", "clone", "-q", str(origin), str(clone)], origin)
     return clone
@@ -106,3 +115,21 @@ def test_two_queued_variants_run_at_once_and_show_side_by_side_in_dvc_and_mlflow
     # the queued runs ran in copies under .dvc/tmp/exps/, yet their figures are in the project's store
     assert study.artifact_location == str(clone / "mlruns" / "autoencoders")
     assert "grid.png" in {artifact.path for artifact in client.list_artifacts(named["lr-5e-3"].info.run_id)}
+
+
+def test_a_clone_that_pulls_from_the_remote_needs_no_training(origin, tmp_path):
+    from skimage import io
+
+    pushed = run(["dvc", "push"], origin).stdout
+    assert re.search(r"\d+ files? pushed", pushed), pushed
+    second = tmp_path / "second"
+    run(["git", "clone", "-q", str(origin), str(second)], tmp_path)
+    run(["dvc", "pull"], second)  # prepared data, models and classifiers: everything DVC caches
+    assert (second / "models" / "ae_tiny" / "model.pt").is_file()
+    status = run(["dvc", "repro"], second).stdout
+    assert "Running stage" not in status and "Data and pipelines are up to date" in status
+    digit = (np.load(second / "data" / "prepared" / "digits" / "test" / "images.npy")[0]).squeeze()
+    io.imsave(second / "digit.png", digit)
+    run(["aegan", "apply", "ae_tiny", "digit.png"], second)  # a pulled model, applied without any training
+    assert io.imread(second / "digit_ae_tiny.png").shape == digit.shape
+    assert not (second / "checkpoints").exists()
