@@ -65,10 +65,13 @@ def write_summary(params: Params, metrics_dir: Path, path: Path) -> pd.DataFrame
 
 
 def _best(members: pd.DataFrame) -> tuple[pd.Series, str]:
-    """The row with the highest mean PSNR, or the lowest FCD where no row has a PSNR; and which it was."""
+    """The row with the highest mean PSNR, or the lowest FCD where no row has a PSNR; and which it was. A group
+    with neither (samples of an unlabelled dataset, which no classifier scores) names its first experiment."""
     if "psnr_mean" in members and members["psnr_mean"].notna().any():
         return members.loc[members["psnr_mean"].idxmax()], "PSNR"
-    return members.loc[members["fcd"].idxmin()], "FCD"
+    if "fcd" in members and members["fcd"].notna().any():
+        return members.loc[members["fcd"].idxmin()], "FCD"
+    return members.iloc[0], "nothing (no score)"
 
 
 def _reference(same: pd.DataFrame, dataset: str, table: pd.DataFrame, has_fcd: bool) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from pipeline.config import parse_params
 from pipeline.summary import summary_table, write_summary
 from tests.conftest import repo_params
@@ -61,3 +63,13 @@ def test_the_summary_names_the_best_of_each_task_and_its_strongest_reference(tmp
 
     text = (write_summary(params, tmp_path, tmp_path / "summary.md"), (tmp_path / "summary.md").read_text())[1]
     assert text.startswith("# Summary across studies") and "| vae_gan " in text and "| ambient " in text
+
+
+def test_a_group_with_no_score_names_its_first_experiment_instead_of_failing():
+    from pipeline.summary import _best
+
+    unscored = pd.DataFrame({"experiment": ["gan_a", "gan_b"], "model": ["dcgan", "wgan_gp"]})
+    best, by = _best(unscored)
+    assert (best["experiment"], by) == ("gan_a", "nothing (no score)")
+    scored = unscored.assign(fcd=[40.0, 30.0])
+    assert _best(scored)[0]["experiment"] == "gan_b"
