@@ -55,6 +55,7 @@ class BaseConfig:
     seed: Seed = 0  # drives numpy, torch and the train/test split
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast on CUDA; CPU always runs fp32
+    processes: Annotated[int, Bounds(1, 1024)] = 1  # >1: train@ runs as this many torchrun ranks (data-parallel)
 
 
 @dataclass(frozen=True)

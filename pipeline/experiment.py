@@ -22,6 +22,7 @@ from torch import nn
 from pipeline import capabilities
 from pipeline.config import MODEL_SHAPE_KEYS, Component, ExperimentConfig, Params
 from pipeline.errors import TrainingError, first_line
+from pipeline.files import staged_dir, write_text
 from pipeline.models import MODELS, build_model
 from pipeline.schema import ConfigError, check_kwargs
 from pipeline.tasks import TASKS, Task
@@ -116,6 +117,20 @@ def attempt(build: Callable[[], Any], where: str) -> Any:
         return build()
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def save_trained(experiment: Experiment, model: nn.Module, summary: dict[str, Any], model_dir: Path) -> None:
+    """model_dir/{model.pt, run.json}, published whole: the weights with what rebuilds the model around them
+    (read back by `load_trained` as data), and the run's summary."""
+    with staged_dir(model_dir) as staging:
+        config = experiment.config
+        saved = {
+            "model": config.model.name,
+            "model_args": dict(experiment.model_args),
+            "state_dict": model.state_dict(),
+        }
+        torch.save({**saved, "task": config.task.name, "task_args": plain(config.task.args)}, staging / MODEL_FILE)
+        write_text(staging / RUN_FILE, json.dumps(summary, indent=2) + "\n")
 
 
 def load_trained(model_dir: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:

@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # MLflow 3 reports usage to its makers from a background thread unless told not to: an offline pipeline has no
 # business doing so, and the attempt cost each stage that logs 1 to 2 s here. A user's own setting wins.
@@ -21,6 +21,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from pipeline.config import ExperimentConfig, Params, flatten
+
+if TYPE_CHECKING:
+    from pipeline.tasks.base import Task
 
 BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per log_batch call
 EVALUATION_TAG = "aegan.evaluation"  # the digest of the evaluation last brought into a run
@@ -32,6 +37,33 @@ logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations on a
 
 
 SQLITE = "sqlite:///"
+
+
+def run_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[str, Any]:
+    """What an MLflow run records as params: the experiment's sections (typed, defaults filled in where the
+    library has checked them), its dataset and `base`, flattened."""
+    return {
+        "experiment": name,
+        **flatten({key: getattr(experiment, key) for key in ("study", "task", "model", "update", "train")}),
+        "dataset": experiment.dataset,
+        **flatten(params.dataset(experiment.dataset), "dataset."),
+        **flatten(params.base, "base."),
+    }
+
+
+def logged_params(params: Params, experiment: ExperimentConfig, name: str, task: Task) -> dict[str, Any]:
+    """`run_params` as an MLflow run shows them: of the dataset's settings, only those that apply to its source
+    and to the experiment's task: the edge detector's σ where the task reads edges, and of the forward models
+    only the one a restore task measures through."""
+    everything = run_params(params, experiment, name)
+    applying = params.dataset(experiment.dataset).applying()
+    if "edges" not in task.views:
+        applying.pop("edge_sigma", None)
+    forward = applying.pop("forward", {})
+    if task.restores and task.forward in forward:
+        applying["forward"] = {task.forward: forward[task.forward]}
+    kept = {key: value for key, value in everything.items() if not key.startswith("dataset.")}
+    return kept | flatten(applying, "dataset.")
 
 
 def resolve_uri(configured: str) -> str:

@@ -32,9 +32,9 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 def checkpoint_every_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests interrupt runs of a few seconds: let them checkpoint after every epoch (runs of the real
     pipeline keep at least CHECKPOINT_SECONDS between checkpoints; tests/test_training.py checks that)."""
-    from pipeline.training import run
+    from pipeline.training import checkpoint
 
-    monkeypatch.setattr(run, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_SECONDS", 0.0)
 
 
 def repo_params() -> dict:

@@ -263,7 +263,7 @@ def test_the_study_page_blocks_for_fashion_mnist_and_celeba_parse_and_build_at_f
     from pipeline.models import build_model
 
     blocks = _doc_blocks("vae_gan", "## On the seed's datasets")
-    assert [list(block["datasets"]) for block in blocks] == [["fashion_mnist"], ["celeba"]]
+    assert [list(block["datasets"]) for block in blocks] == [["fashion_mnist"], ["celeba", "celeba_128"]]
     for block in blocks:
         raw = copy.deepcopy(repo_params())
         raw["datasets"].update(block["datasets"])
@@ -384,6 +384,55 @@ def test_the_study_page_block_for_the_seeds_ambient_datasets_parses_and_builds_a
         "drop_patch",
         "add_noise",
     }
+
+
+SEED_PAGES = {  # each study page's section of params blocks at the seeds' scale
+    "vae_gan": "## On the seed's datasets",
+    "feature_subtraction": "## On MNIST, as the seed, and on CelebA",
+    "translation": "## On other photographs",
+    "ambient": "## On CelebA and MNIST, as the seed",
+}
+
+
+def test_the_seed_scale_params_check_out_and_build_every_model_at_full_size():
+    import torch
+
+    from pipeline.experiment import resolve
+    from pipeline.training.run import check_all
+
+    raw = yaml.safe_load((ROOT / "params-seed.yaml").read_text())
+    params = load_params(ROOT / "params-seed.yaml")
+    check_all(params)  # every model and update rule built, weightless, on the meta device, as `aegan check`
+    assert list(params.studies) == repo_params()["studies"]
+    assert {experiment.study for experiment in params.experiments.values()} == set(params.studies)
+    sizes = {name: (dataset.source, dataset.image_size) for name, dataset in params.datasets.items()}
+    assert sizes == {
+        "mnist": ("mnist", 28),
+        "fashion_mnist": ("fashion_mnist", 28),
+        "celeba": ("celeba", 64),
+        "celeba_128": ("celeba", 128),
+        "celeba_ambient": ("celeba", 64),
+        "utrecht": ("folder", 128),
+        "utrecht_rgb": ("folder", 128),
+        "lego": ("folder", 256),
+    }
+    assert params.dataset("celeba_ambient").forward == {
+        "drop_independent": {"p": 0.9},
+        "drop_patch": {"size": 32},
+        "add_noise": {"sigma": 0.2},
+    }
+    with torch.device("meta"):  # the GAN-AE seed's linear AE on 128×128×3 CelebA: 49,152 inputs
+        model = resolve(params, "linear_ae_celeba").build_model()
+    assert next(model.parameters()).shape == (2048, 128 * 128 * 3)
+    assert params.experiment("pix2pix_lego").train.batch_size == 1 and params.dataset("lego").image_size == 256
+
+    for study, heading in SEED_PAGES.items():  # the pages' blocks are this file's experiments, not a second copy
+        for block in _doc_blocks(study, heading):
+            for name, entry in block["experiments"].items():
+                ours = raw["experiments"][name]
+                assert {**ours, "dataset": None} == {**entry, "dataset": None}, name
+                theirs, mine = block["datasets"][entry["dataset"]], raw["datasets"][ours["dataset"]]
+                assert (mine["source"], mine["image_size"]) == (theirs["source"], theirs["image_size"]), name
 
 
 @pytest.mark.parametrize("key", ["../outside", "a/b", "/etc", ".hidden", "", "two words", "dots.in.it"])

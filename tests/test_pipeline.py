@@ -265,7 +265,7 @@ def test_an_output_linked_out_of_the_project_is_refused_and_left_alone(project, 
 def test_a_killed_training_run_resumes_to_the_same_metrics(project):
     raw = yaml.safe_load((project / "params.yaml").read_text())
     raw["datasets"]["digits"].pop("limit")  # the full 1,437 training digits: slow enough to kill mid-run
-    raw["experiments"]["ae_tiny"]["train"]["epochs"] = 40  # about 20 s here: outlasts the 10 s between two checkpoints
+    raw["experiments"]["ae_tiny"]["train"]["epochs"] = 12  # about 6 s here
     write_params(project, raw)
     run(["dvc", "repro", "prepare@digits"], project)
     checkpoint = project / "checkpoints" / "ae_tiny" / "last.pt"
@@ -273,6 +273,7 @@ def test_a_killed_training_run_resumes_to_the_same_metrics(project):
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+        "AEGAN_CHECKPOINT_SECONDS": "0",  # a checkpoint after every epoch, so it is killed after one
     }
     process = subprocess.Popen(
         ["aegan", "train", "ae_tiny"], cwd=project, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
@@ -283,7 +284,7 @@ def test_a_killed_training_run_resumes_to_the_same_metrics(project):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert torch.load(checkpoint, weights_only=True)["epoch"] < 40
+    assert torch.load(checkpoint, weights_only=True)["epoch"] < 12
 
     run(["aegan", "train", "ae_tiny"], project)  # resumes from the checkpoint
     run(["aegan", "evaluate", "ae_tiny"], project)

@@ -304,7 +304,7 @@ def test_a_gan_run_saves_the_averaged_generator_and_resumes_its_average(tmp_path
 
 def test_a_run_logs_the_edge_sigma_only_where_its_task_reads_edges_and_only_its_own_forward_model():
     from pipeline.experiment import resolve
-    from pipeline.training.run import logged_params
+    from pipeline.tracking import logged_params
 
     params = parse_params(repo_params())
 
@@ -317,3 +317,17 @@ def test_a_run_logs_the_edge_sigma_only_where_its_task_reads_edges_and_only_its_
     assert dataset_keys("ambient_noise_digits") == {"dataset.forward.add_noise.sigma"}
     assert dataset_keys("pix2pix_edges_photos") == {"dataset.edge_sigma"}
     assert dataset_keys("ae_digits") == set()
+
+
+def test_the_time_between_checkpoints_is_the_machines_setting(monkeypatch):
+    from pipeline.training import checkpoint
+
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_SECONDS", 10.0)  # what the real pipeline keeps
+    monkeypatch.delenv("AEGAN_CHECKPOINT_SECONDS", raising=False)
+    assert checkpoint.interval() == 10.0
+    monkeypatch.setenv("AEGAN_CHECKPOINT_SECONDS", "0")
+    assert checkpoint.interval() == 0.0
+    for wrong in ("soon", "-1", "nan"):
+        monkeypatch.setenv("AEGAN_CHECKPOINT_SECONDS", wrong)
+        with pytest.raises(TrainingError, match=f"AEGAN_CHECKPOINT_SECONDS is '{wrong}'; set it to a number"):
+            checkpoint.interval()

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipeline.errors import first_line
+from pipeline.errors import TrainingError, first_line
 from pipeline.files import new_file
+
+CHECKPOINT_SECONDS = 10.0  # the least time between two checkpoints of a run (see callbacks.Checkpointer)
+
+
+def interval() -> float:
+    """CHECKPOINT_SECONDS, or AEGAN_CHECKPOINT_SECONDS where set: how often a run is checkpointed changes no
+    result, so it is a setting of the machine (a preemptible one may want minutes), not of params.yaml."""
+    text = os.environ.get("AEGAN_CHECKPOINT_SECONDS", "")
+    try:
+        seconds = float(text) if text else CHECKPOINT_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise TrainingError(f"AEGAN_CHECKPOINT_SECONDS is {text!r}; set it to a number of seconds (0: every epoch)")
+    return seconds
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ from torch import Tensor
 from pipeline.errors import TrainingError
 from pipeline.tasks.base import Task
 from pipeline.tasks.batch import Batch
+from pipeline.training import distributed
+from pipeline.training.distributed import ALONE, World
 
 
 class Callback(Protocol):
@@ -48,22 +50,30 @@ def fit(
     precision: str = "fp32",
     sync_every: int = 20,
     callbacks: Sequence[Callback] = (),
+    world: World = ALONE,
 ) -> int:
     """Train from `start_epoch` to `epochs`; returns the number of optimizer steps taken in all.
 
     An epoch's last batch is smaller when the batch size does not divide the data. Losses stay on the
     device and are read back every `sync_every` steps and at each epoch's end, so a GPU is not stalled
     after every step; the callbacks then see every step in order, and a NaN is reported at its own step.
+
+    Under torchrun (`world`) every rank shuffles alike and takes its shard of each global batch of
+    `batch_size`; the losses read back are the ranks' means, so every rank stops at the same NaN.
     """
     count = len(arrays["labels"])
     check_batch_size(count, batch_size)
     device = arrays["labels"].device
     for epoch in range(start_epoch, epochs):
         order = torch.randperm(count, generator=generator, device=device)
+        draws = world.draws(generator, epoch)
         pending: list[tuple[int, dict[str, Tensor], int]] = []  # (step, losses, images) not yet read back
         for start in range(0, count, batch_size):
             index = order[start : start + batch_size]
-            batch = task.training_batch(arrays, index, generator)
+            shard = world.shard(index)
+            if shard is None:
+                continue
+            batch = task.training_batch(arrays, shard, draws)
             with autocast(device, precision):
                 losses = update(batch)
             step += 1
@@ -81,7 +91,10 @@ def _report(pending: list[tuple[int, dict[str, Tensor], int]], epoch: int, callb
     if not pending:
         return
     names = list(pending[0][1])
-    values = torch.stack([torch.stack([losses[n].float() for n in names]) for _, losses, _ in pending]).tolist()
+    values = distributed.mean(
+        torch.stack([torch.stack([losses[n].float() for n in names]) for _, losses, _ in pending])
+    )
+    values = values.tolist()
     for (step, _, images), row in zip(pending, values):
         metrics = dict(zip(names, row))
         for name, value in metrics.items():

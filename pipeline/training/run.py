@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,49 +17,22 @@ import torch
 from torch import nn
 
 from pipeline import tracking
-from pipeline.config import ExperimentConfig, Params, flatten
+from pipeline.config import ExperimentConfig, Params
 from pipeline.data.store import read_manifest
 from pipeline.data.tensors import load_tensors
 from pipeline.device import resolve_device
-from pipeline.experiment import MODEL_FILE, RUN_FILE, Experiment, attempt, plain, resolve
+from pipeline.experiment import Experiment, attempt, resolve, save_trained
 from pipeline.files import staged_dir, write_text
 from pipeline.forward import check_forward
 from pipeline.models import MODELS
 from pipeline.schema import ConfigError, check_kwargs
-from pipeline.tasks.base import Task
-from pipeline.training import checkpoint
+from pipeline.training import checkpoint, distributed
 from pipeline.training.callbacks import Checkpointer, History, MetricLogger, ProgressBar
 from pipeline.training.loop import check_batch_size, fit
 from pipeline.training.updates import UpdateRule, update_rule_for
 
-CHECKPOINT_SECONDS = 10.0  # the least time between two checkpoints of a run (see Checkpointer)
-
-
-def run_params(params: Params, experiment: ExperimentConfig, name: str) -> dict[str, Any]:
-    """What an MLflow run records as params: the experiment's sections (typed, defaults filled in where the
-    library has checked them), its dataset and `base`, flattened."""
-    return {
-        "experiment": name,
-        **flatten({key: getattr(experiment, key) for key in ("study", "task", "model", "update", "train")}),
-        "dataset": experiment.dataset,
-        **flatten(params.dataset(experiment.dataset), "dataset."),
-        **flatten(params.base, "base."),
-    }
-
-
-def logged_params(params: Params, experiment: ExperimentConfig, name: str, task: Task) -> dict[str, Any]:
-    """`run_params` as an MLflow run shows them: of the dataset's settings, only those that apply to its source
-    and to the experiment's task: the edge detector's σ where the task reads edges, and of the forward models
-    only the one a restore task measures through."""
-    everything = run_params(params, experiment, name)
-    applying = params.dataset(experiment.dataset).applying()
-    if "edges" not in task.views:
-        applying.pop("edge_sigma", None)
-    forward = applying.pop("forward", {})
-    if task.restores and task.forward in forward:
-        applying["forward"] = {task.forward: forward[task.forward]}
-    kept = {key: value for key, value in everything.items() if not key.startswith("dataset.")}
-    return kept | flatten(applying, "dataset.")
+# what a checkpoint that does not fit the model code raises on loading (other model code, or a file made by hand)
+UNFITTING = (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError)
 
 
 def check_update(experiment: Experiment) -> Mapping[str, Any]:
@@ -110,43 +84,73 @@ def train_experiment(
     experiment = resolve(params, name)
     settings = check_update(experiment)
     config = dataclasses.replace(experiment.config, update=settings)
-    torch.manual_seed(params.base.seed)
-    device = resolve_device(params.base.device)
+    world, device = distributed.join(params.base.seed, resolve_device(params.base.device))
+    try:
+        return _train(
+            params, experiment, config, settings, world, device, prepared_dir, model_dir, plots_dir, checkpoint_path
+        )
+    finally:
+        distributed.leave()
+
+
+def _train(
+    params: Params,
+    experiment: Experiment,
+    config: ExperimentConfig,
+    settings: Mapping[str, Any],
+    world: distributed.World,
+    device: torch.device,
+    prepared_dir: Path,
+    model_dir: Path,
+    plots_dir: Path,
+    checkpoint_path: Path,
+) -> dict[str, Any]:
+    """`train_experiment` on this rank: every rank trains; rank 0 alone reads the checkpoint (and hands it to the
+    others), logs to MLflow and writes the outputs."""
+    name = experiment.name
     arrays = load_tensors(prepared_dir, "train", experiment.task, device)
-    model = experiment.build_model().to(device)
-    update = build_update(experiment, model, settings)
-    generator = torch.Generator(device).manual_seed(params.base.seed)
+    model, update, generator = _start(experiment, settings, params.base.seed, device)
 
     manifest = read_manifest(prepared_dir)
-    fingerprint = _fingerprint(run_params(params, config, name), manifest)
-    state = checkpoint.load(checkpoint_path)
+    fingerprint = _fingerprint(tracking.run_params(params, config, name), manifest, world.size)
+    state = checkpoint.load(checkpoint_path) if world.leader else None
     if state is not None and state["fingerprint"] != fingerprint:
         print(f"{checkpoint_path} was written with other settings or data; training from scratch", file=sys.stderr)
         state = None
+    state = distributed.broadcast(state)
     if state is not None:
         try:
             model.load_state_dict(state["model"])
             update.load_state_dict(state["update"])
             checkpoint.restore_rng(generator, state["rng"])
-        except (
-            RuntimeError,
-            KeyError,
-            ValueError,
-            TypeError,
-            AttributeError,
-            IndexError,
-        ):  # other model code, or a file made by hand
-            print(f"{checkpoint_path} does not fit the current model code; training from scratch", file=sys.stderr)
+        except UNFITTING:
+            if world.leader:
+                print(f"{checkpoint_path} does not fit the current model code; training from scratch", file=sys.stderr)
             state = None
-            torch.manual_seed(params.base.seed)  # as if no checkpoint had been there
-            model = experiment.build_model().to(device)
-            update = build_update(experiment, model, settings)
-            generator = torch.Generator(device).manual_seed(params.base.seed)
+            model, update, generator = _start(experiment, settings, params.base.seed, device)  # as if none was there
     history = History(state["history"] if state else None)
     start_epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
     seconds_before = state["seconds"] if state else 0.0
 
     check_batch_size(len(arrays["labels"]), config.train.batch_size)  # before a run is opened for nothing
+    train = functools.partial(
+        _fit,
+        model,
+        update,
+        experiment.task,
+        arrays,
+        epochs=config.train.epochs,
+        batch_size=config.train.batch_size,
+        generator=generator,
+        start_epoch=start_epoch,
+        step=step,
+        precision=params.base.precision,
+        sync_every=config.train.log_every,
+        world=world,
+    )
+    if not world.leader:
+        train(callbacks=[])
+        return {}
     uri = tracking.resolve_uri(params.tracking.uri)
     tags = {
         "dvc.stage": f"train@{name}",
@@ -154,6 +158,7 @@ def train_experiment(
         "model": config.model.name,
         "task": config.task.name,
         "aegan.params": fingerprint[:8],  # tells two variants of one experiment apart
+        "aegan.ranks": str(world.size),
         **tracking.dvc_experiment(),
         "mlflow.note.content": f"{config.model.name} on {config.dataset}, task {config.task.name}",
     }
@@ -163,7 +168,7 @@ def train_experiment(
     )
     with run:  # ends FAILED (KILLED on Ctrl-C) if anything fails once it is open, never RUNNING
         if run.created:
-            run.log_params(logged_params(params, config, name, experiment.task))
+            run.log_params(tracking.logged_params(params, config, name, experiment.task))
             run.log_dataset(config.dataset, manifest, prepared_dir)
         summary = _fit_and_save(
             run,
@@ -171,14 +176,13 @@ def train_experiment(
             config,
             model,
             update,
-            arrays,
+            train,
             generator,
             history,
+            count=len(arrays["labels"]),
             start_epoch=start_epoch,
-            step=step,
             seconds_before=seconds_before,
             fingerprint=fingerprint,
-            precision=params.base.precision,
             model_dir=model_dir,
             plots_dir=plots_dir,
             checkpoint_path=checkpoint_path,
@@ -190,26 +194,45 @@ def train_experiment(
     return summary
 
 
+def _start(
+    experiment: Experiment, settings: Mapping[str, Any], seed: int, device: torch.device
+) -> tuple[nn.Module, UpdateRule, torch.Generator]:
+    """A fresh model, its update rule and the batch generator, seeded alike on every rank (so every replica
+    starts from the same weights)."""
+    torch.manual_seed(seed)
+    model = distributed.prepare(experiment.build_model().to(device), device)
+    return model, build_update(experiment, model, settings), torch.Generator(device).manual_seed(seed)
+
+
+def _fit(model: nn.Module, update: UpdateRule, *args: Any, **kwargs: Any) -> int:
+    """`fit`, then the rule's last word (`finish`: averaged weights in place) and a check that the ranks agree."""
+    model.train()
+    step = fit(update, *args, **kwargs)
+    update.finish()
+    distributed.check_replicas(model)
+    return step
+
+
 def _fit_and_save(
     run: tracking.Run,
     experiment: Experiment,
     config: ExperimentConfig,
     model: nn.Module,
     update: UpdateRule,
-    arrays: dict[str, torch.Tensor],
+    train: Callable[..., int],
     generator: torch.Generator,
     history: History,
     *,
+    count: int,
     start_epoch: int,
-    step: int,
     seconds_before: float,
     fingerprint: str,
-    precision: str,
     model_dir: Path,
     plots_dir: Path,
     checkpoint_path: Path,
 ) -> dict[str, Any]:
-    """The training itself, inside the open run: fit from `start_epoch`, then write the outputs."""
+    """The training itself, inside the open run: `train` (`_fit`, its settings bound) from `start_epoch` with
+    the callbacks that log, show progress and checkpoint, then write the outputs."""
     started = time.perf_counter()
 
     def snapshot(epoch: int, step: int) -> dict[str, Any]:
@@ -225,25 +248,11 @@ def _fit_and_save(
             "seconds": seconds_before + time.perf_counter() - started,
         }
 
-    count = len(arrays["labels"])
     progress = ProgressBar(experiment.name, total_images=count * config.train.epochs, done_images=count * start_epoch)
     logger = MetricLogger(run, history)
-    saver = Checkpointer(checkpoint_path, snapshot, epochs=config.train.epochs, seconds=CHECKPOINT_SECONDS)
-    model.train()
+    saver = Checkpointer(checkpoint_path, snapshot, epochs=config.train.epochs, seconds=checkpoint.interval())
     try:
-        step = fit(
-            update,
-            experiment.task,
-            arrays,
-            epochs=config.train.epochs,
-            batch_size=config.train.batch_size,
-            generator=generator,
-            start_epoch=start_epoch,
-            step=step,
-            precision=precision,
-            sync_every=config.train.log_every,
-            callbacks=[history, logger, progress, saver],
-        )
+        step = train(callbacks=[history, logger, progress, saver])
     except BaseException:
         with contextlib.suppress(Exception):  # the metrics up to the failure, if the store still takes them
             logger.flush()
@@ -251,27 +260,15 @@ def _fit_and_save(
     finally:
         progress.close()
     logger.flush()
-    update.finish()
     seconds = seconds_before + time.perf_counter() - started
 
-    with staged_dir(model_dir) as staging:
-        torch.save(
-            {
-                "model": config.model.name,
-                "model_args": dict(experiment.model_args),
-                "state_dict": model.state_dict(),
-                "task": config.task.name,
-                "task_args": plain(config.task.args),
-            },
-            staging / MODEL_FILE,
-        )
-        summary = {
-            "run_id": run.run_id,
-            "experiment": experiment.name,
-            "epochs": config.train.epochs,
-            "train_seconds": seconds,
-        }
-        write_text(staging / RUN_FILE, json.dumps(summary, indent=2) + "\n")
+    summary = {
+        "run_id": run.run_id,
+        "experiment": experiment.name,
+        "epochs": config.train.epochs,
+        "train_seconds": seconds,
+    }
+    save_trained(experiment, model, summary, model_dir)
     _write_curves(history.rows, plots_dir)
     run.log_metrics([(step, {"train_seconds": seconds})])
     return summary
@@ -285,7 +282,9 @@ def _write_curves(rows: list[dict[str, float]], plots_dir: Path) -> None:
             write_text(staging / f"{name}.csv", "\n".join(lines) + "\n")
 
 
-def _fingerprint(run: dict[str, Any], manifest: dict[str, Any]) -> str:
+def _fingerprint(run: dict[str, Any], manifest: dict[str, Any], ranks: int) -> str:
+    """What a checkpoint must have been written under to be resumed: the settings, the data and the number of
+    ranks (a user's own torchrun may differ from base.processes; other ranks draw other noise)."""
     arrays = {key: entry["sha256"] for key, entry in manifest["arrays"].items() if key.startswith("train/")}
-    text = json.dumps({"params": run, "data": arrays}, sort_keys=True, default=str)
+    text = json.dumps({"params": run, "data": arrays, "ranks": ranks}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from pipeline.schema import Fraction, NonNegative, Positive
 from pipeline.tasks.batch import Batch
-from pipeline.training.updates.base import UpdateRule, build_optimizer, noise
+from pipeline.training.updates.base import UpdateRule, apply, build_optimizer, noise
 from pipeline.training.updates.losses import kl_per_unit, towards
 
 
@@ -102,7 +102,7 @@ class AmbientVAEGANUpdate(UpdateRule):
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            optimizer.step()
+            apply(optimizer)
         if rate > 5e-5:
             self.steps += 1
         return {

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pipeline.tasks.batch import Batch
+from pipeline.training import distributed
 
 Optimizer = Literal["adam", "rmsprop", "rmsprop_tf"]
 
@@ -36,6 +37,13 @@ def build_optimizer(
 def step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    apply(optimizer)
+
+
+def apply(optimizer: torch.optim.Optimizer) -> None:
+    """Step `optimizer` on its gradients averaged over the ranks (`distributed`; as they are in one process):
+    every optimizer step of every rule goes through here."""
+    distributed.average_gradients(parameter for group in optimizer.param_groups for parameter in group["params"])
     optimizer.step()
 
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from pipeline.schema import Fraction, NonNegative, Positive
 from pipeline.tasks.batch import Batch
+from pipeline.training import distributed
 from pipeline.training.updates.base import UpdateRule, build_optimizer, step
 from pipeline.training.updates.losses import pixel_loss, variational_terms
 
@@ -80,7 +81,8 @@ class PrincipalComponentsFit(UpdateRule):
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         from sklearn.decomposition import PCA  # imported here: scikit-learn costs every other stage half a second
 
-        self.pool.append(batch.input.flatten(1).double().cpu().numpy())
+        # (B, D): under torchrun every rank's shard, so each rank fits the same components
+        self.pool.append(distributed.gather_rows(batch.input.flatten(1)).double().cpu().numpy())
         pixels = np.concatenate(self.pool)  # (N, D)
         kept = min(len(pixels), pixels.shape[1], len(self.model.components))
         pca = PCA(n_components=kept, svd_solver="full").fit(pixels)
