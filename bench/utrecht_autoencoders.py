@@ -1,4 +1,4 @@
-"""The `autoencoders` study on the seed's own data: the Utrecht faces (122 JPEGs, 128×128), split 91/31 as the seed.
+"""The `autoencoders` study on the seed's own data: the Utrecht faces (122 JPEGs, 128×128), split by person.
 
     python bench/utrecht_autoencoders.py [--folder ../shared/data/utrecht] [--only seed_1ch ours_1ch ...]
 
@@ -47,6 +47,7 @@ def params_for(folder: Path, runs: list[str]) -> dict:
             "image_size": 128,
             "channels": c,
             "test_fraction": 0.25,
+            "split_group": r"^([fm]\d{4})",  # f4001.jpg and f4001s.jpg (smiling) are one person: never on both sides
         }
         for c in (1, 3)
     }
@@ -76,15 +77,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=list(RUNS), choices=list(RUNS))
     args = parser.parse_args()
     params = parse_params(params_for(args.folder.resolve(), args.only))
-    print("run       test MSE   seed MSE   test PSNR  test SSIM  train s  (91 train / 31 test faces, 128×128)")
+    print("run       test MSE   seed MSE   test PSNR  test SSIM  train s  (128×128 faces, split by person)")
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         for name in params.datasets:
             if any(e.dataset == name for e in params.experiments.values()):
                 fetch(name, params.dataset(name), root / "raw" / name, root / "downloads")
-                prepare_dataset(
+                manifest = prepare_dataset(
                     name, params.dataset(name), root / "raw" / name, root / "prepared" / name, params.base.seed
                 )
+                print(f"{name}: {manifest['counts']['train']} train / {manifest['counts']['test']} test faces")
         for name, experiment in params.experiments.items():
             folders = {"prepared_dir": root / "prepared" / experiment.dataset, "model_dir": root / "models" / name}
             started = time.perf_counter()

@@ -78,13 +78,17 @@ class DatasetConfig:
     # folder: long / short side above this: the centre crop keeps a sliver
     max_aspect: Annotated[float, Bounds(1)] = 2.0
     on_bad_image: Literal["skip", "fail"] = "skip"
+    # folder: a regex searched in each file's path inside the folder; its first group names the file's group
+    # (a person, say), and the seeded split keeps every group on one side, e.g. '^([fm]\d{4})'
+    split_group: str | None = None
     views: tuple[Literal["gray", "edges", "lab"], ...] = ()
     edge_sigma: Positive = 1.0  # Gaussian sigma of the Canny detector
     forward: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # forward model -> its kwargs
 
     def applying(self) -> dict[str, Any]:
         """The settings that apply to this source, unset ones left out: what an MLflow run shows of its data."""
-        ignored = set() if self.source == "folder" else {"path", "checksum", "min_side", "max_aspect", "on_bad_image"}
+        folder_only = {"path", "checksum", "min_side", "max_aspect", "on_bad_image", "split_group"}
+        ignored = set() if self.source == "folder" else folder_only
         if self.source != "photos":
             ignored.add("count")
         if self.source in ("mnist", "fashion_mnist", "celeba"):  # an official split
@@ -177,6 +181,19 @@ class Params:
         return _pick(self.datasets, name, "datasets")
 
 
+def _check_split_group(dataset: DatasetConfig, where: str) -> None:
+    if dataset.source != "folder":
+        raise ConfigError(f"{where}: only a folder dataset is split by group; {dataset.source} has its own split")
+    try:
+        groups = re.compile(dataset.split_group).groups
+    except re.error as error:
+        raise ConfigError(f"{where}: '{dataset.split_group}' is not a regular expression ({error})") from None
+    if groups < 1:
+        raise ConfigError(
+            f"{where}: '{dataset.split_group}' has no (group) naming a file's group, as '^([fm]\\d{{4}})'"
+        )
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read, type-check and cross-check params.yaml (without the library: see the module's docstring).
 
@@ -248,6 +265,8 @@ def _check(params: Params) -> Params:
             raise ConfigError(f"{where}: source 'folder' needs `path` (a directory or archive) or `url`")
         if dataset.url and dataset.source == "folder" and not dataset.checksum:
             raise ConfigError(f"{where}.checksum: an archive URL needs a checksum such as 'sha256:<hex>'")
+        if dataset.split_group is not None:
+            _check_split_group(dataset, f"{where}.split_group")
         if "lab" in dataset.views and dataset.channels != 3:
             raise ConfigError(f"{where}.views: the lab view needs colour images; set channels: 3 or drop lab")
         for operator in dataset.forward:

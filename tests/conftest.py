@@ -11,6 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 UTRECHT = SHARED_DATA / "utrecht"  # the seed's ECVP Utrecht faces, beside the project
+UTRECHT_PERSON = r"^([fm]\d{4})"  # f4001.jpg and f4001s.jpg (smiling) are one person
 needs_faces = pytest.mark.skipif(
     not UTRECHT.is_dir(), reason=f"{UTRECHT} (the ECVP Utrecht faces) is not on this machine"
 )
@@ -42,13 +43,16 @@ def repo_params() -> dict:
 
 
 def utrecht_faces(views: list[str]) -> dict:
-    """The Utrecht faces through the generic folder source at 32 px (the seed's 91 / 31 split), with `views`."""
+    """The Utrecht faces through the generic folder source at 32 px, with `views`: a quarter of the people held
+    out, each person's two photographs on one side (`UTRECHT_SPLIT`), as close to the seed's 91 / 31 as whole
+    people allow."""
     return {
         "source": "folder",
         "path": str(UTRECHT),
         "image_size": 32,
         "channels": 3,
         "test_fraction": 0.25,
+        "split_group": UTRECHT_PERSON,
         "views": views,
         "edge_sigma": 1.0,
     }

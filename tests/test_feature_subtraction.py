@@ -116,7 +116,7 @@ def test_a_gray_condition_gives_the_structure_and_the_latent_keeps_the_colour(fa
         classifier_dir=root / "none",
         figures_dir=root / "gray_figures",
     )
-    assert summary["images"] == 31 and summary["psnr_mean"] > 20  # this run: 23.0
+    assert 31 <= summary["images"] <= 32 and summary["psnr_mean"] > 20  # whole people held out; this run: 23.0
     assert "colour_from_latent_mean" in summary  # 0.48 here: these faces' tints differ too little to tell
 
 

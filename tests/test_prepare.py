@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline.config import parse_params
 from pipeline.data import views
 from pipeline.data.prepare import prepare_dataset
 from pipeline.data.sources import fetch
 from pipeline.data.store import load_split
-from tests.conftest import tiny_params
+from tests.conftest import UTRECHT, UTRECHT_PERSON, needs_faces, tiny_params
 
 
 def test_prepared_digits_have_the_promised_layout(prepared_digits):
@@ -110,3 +112,62 @@ def test_a_prepared_dataset_changed_after_prepare_is_named_on_load_or_by_verify(
     (folder / "test" / "labels.npy").write_bytes(b"not an array")
     with pytest.raises(DataError, match=r"labels.npy cannot be read"):
         load_split(folder, "test")
+
+
+def _prepare_folder(root, path, **settings):
+    raw = {
+        **tiny_params(),
+        "datasets": {"faces": {"source": "folder", "path": str(path), "image_size": 16, "channels": 1, **settings}},
+    }
+    raw["experiments"]["ae_tiny"]["dataset"] = "faces"
+    config = parse_params(raw).dataset("faces")
+    fetch("faces", config, root / "raw", root / "downloads")
+    return prepare_dataset("faces", config, root / "raw", root / "prepared", seed=0)
+
+
+@needs_faces
+def test_a_person_grouped_split_keeps_each_utrecht_face_on_one_side(tmp_path):
+    person = re.compile(UTRECHT_PERSON)
+    plain = _prepare_folder(tmp_path / "plain", UTRECHT, test_fraction=0.25)
+    people = {split: {person.match(name).group(1) for name in plain["files"][split]} for split in ("train", "test")}
+    assert len(people["train"] & people["test"]) > len(people["test"]) // 2  # a random split puts most in both
+
+    grouped = _prepare_folder(tmp_path / "grouped", UTRECHT, test_fraction=0.25, split_group=UTRECHT_PERSON)
+    files = grouped["files"]
+    assert sorted(files["train"] + files["test"]) == sorted(path.name for path in UTRECHT.glob("*.jpg"))
+    people = {split: {person.match(name).group(1) for name in files[split]} for split in ("train", "test")}
+    assert not people["train"] & people["test"]  # every person (neutral and smiling) on one side
+    assert grouped["counts"] == {"train": len(files["train"]), "test": len(files["test"])}
+    assert len(files["test"]) >= 0.25 * 122 and len(files["test"]) < 0.25 * 122 + 2  # one person more at most
+
+
+def test_a_group_pattern_that_misses_a_file_or_names_one_group_stops_in_one_line(tmp_path):
+    from pipeline.errors import DataError
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("a1.png", "a1s.png", "b2.png", "odd.png"):
+        Image.fromarray(np.full((20, 20), 128, np.uint8)).save(folder / name)
+    with pytest.raises(DataError, match=r"^datasets.faces.split_group: odd.png does not match '\^\(\[ab\]\\d\)'; fix"):
+        _prepare_folder(tmp_path / "missing", folder, split_group=r"^([ab]\d)")
+    with pytest.raises(DataError, match=r"every image is in group .\.png.; a split needs two groups"):
+        _prepare_folder(tmp_path / "one", folder, split_group=r"(\.png)$")
+    split = _prepare_folder(tmp_path / "good", folder, split_group=r"^([a-z])", test_fraction=0.3)["files"]
+    groups = {side: {name[0] for name in split[side]} for side in ("train", "test")}
+    assert len(split["test"]) >= 2 and split["train"] and not groups["train"] & groups["test"]  # ceil(0.3 × 4)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ({"source": "digits", "split_group": "(x)"}, "only a folder dataset is split by group; digits has its own"),
+        ({"source": "folder", "path": "x", "split_group": "(x"}, "'(x' is not a regular expression"),
+        ({"source": "folder", "path": "x", "split_group": "x"}, "'x' has no (group) naming a file's group"),
+    ],
+)
+def test_a_bad_group_pattern_is_one_line_naming_the_key(dataset, message):
+    from pipeline.schema import ConfigError
+
+    raw = {**tiny_params(), "datasets": {"digits": dataset}}
+    with pytest.raises(ConfigError, match=re.escape(f"datasets.digits.split_group: {message}")):
+        parse_params(raw)

@@ -6,6 +6,7 @@ It runs in chunks, so peak memory depends on the chunk size, not on how many ima
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from pipeline.data import sources, views
 from pipeline.data.decode import write_refused
 from pipeline.data.raw import RawImages
 from pipeline.data.store import PreparedWriter
+from pipeline.errors import DataError
 from pipeline.files import staged_dir
 from pipeline.forward import build_forward, check_forward
 from pipeline.images import to_float
@@ -24,13 +26,16 @@ CHUNK = 256  # images read, resized and written at a time
 SKIPPED = "skipped.csv"  # in data/prepared/<name>/: path, reason of each source file that was left out
 
 
-def split_indices(raw: RawImages, config: DatasetConfig, seed: int) -> dict[str, np.ndarray]:
-    """Train/test indices: the source's official split, else a seeded random one; `limit` subsamples both."""
+def split_indices(raw: RawImages, config: DatasetConfig, seed: int, where: str = "dataset") -> dict[str, np.ndarray]:
+    """Train/test indices: the source's official split, else a seeded random one (of whole groups with
+    `split_group`); `limit` subsamples both."""
     rng = np.random.default_rng(seed)
     count = len(raw)
     if raw.split is not None:
         test = np.flatnonzero(raw.split)
         train = np.flatnonzero(~raw.split)
+    elif config.split_group is not None:
+        test, train = _group_split(raw, config, rng, where)
     else:
         order = rng.permutation(count)
         cut = max(1, math.ceil(count * config.test_fraction))  # scikit-learn's train_test_split rounds up too
@@ -41,6 +46,30 @@ def split_indices(raw: RawImages, config: DatasetConfig, seed: int) -> dict[str,
         train = rng.choice(train, config.limit - keep_test, replace=False)
     # Sorted reads are sequential on disk; training shuffles anyway.
     return {"train": np.sort(train), "test": np.sort(test)}
+
+
+def _group_split(
+    raw: RawImages, config: DatasetConfig, rng: np.random.Generator, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole groups, in a seeded order, go to the test split until it holds at least test_fraction of the
+    images (rounded up, as the plain split); the rest train. No group straddles the two."""
+    pattern = re.compile(config.split_group)
+    groups = []
+    for name in raw.names:
+        found = pattern.search(name)
+        if found is None or found.group(1) is None:
+            raise DataError(f"{where}.split_group: {name} does not match '{config.split_group}'; fix the pattern")
+        groups.append(found.group(1))
+    names, group_of = np.unique(np.array(groups), return_inverse=True)
+    if len(names) < 2:
+        raise DataError(f"{where}.split_group: every image is in group '{names[0]}'; a split needs two groups")
+    wanted = max(1, math.ceil(len(raw) * config.test_fraction))
+    sizes = np.bincount(group_of)
+    order = rng.permutation(len(names))
+    taken = np.cumsum(sizes[order])
+    test_groups = order[: min(int(np.searchsorted(taken, wanted)) + 1, len(names) - 1)]
+    in_test = np.isin(group_of, test_groups)
+    return np.flatnonzero(in_test), np.flatnonzero(~in_test)
 
 
 def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
@@ -54,7 +83,7 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
         seed: drives the split, random crops and the distorted copies.
     """
     raw = sources.open_raw(config, raw_dir, seed)
-    splits = split_indices(raw, config, seed)
+    splits = split_indices(raw, config, seed, f"datasets.{name}")
     size, channels = config.image_size, config.channels
     layout = {"images": channels, **{view: 3 if view == "lab" else 1 for view in config.views}}
     forward = check_forward(config, f"datasets.{name}.forward")  # before any work: a bad setting fails in one line
@@ -94,6 +123,12 @@ def prepare_dataset(name: str, config: DatasetConfig, raw_dir: Path, out_dir: Pa
                 "skipped": len(raw.refused),
                 "views": list(config.views),
                 "forward": {key: dict(kwargs) for key, kwargs in forward.items()},
+                # a folder's source files in each split, in the order of the arrays
+                **(
+                    {"files": {split: [raw.names[i] for i in index] for split, index in splits.items()}}
+                    if raw.names
+                    else {}
+                ),
             }
         )
 

@@ -22,6 +22,7 @@ class RawImages:
     split: np.ndarray | None  # (N,) bool, True = test, for official splits; None -> prepare draws a seeded split
     read: Callable[[np.ndarray], list[np.ndarray]]  # indices -> uint8 HxW or HxWx3 images, in the order given
     refused: tuple[tuple[str, str], ...] = ()  # (the user's path, reason) of each file left out
+    names: tuple[str, ...] = ()  # a folder's: each image's path inside it (posix), which split_group reads
 
     def __len__(self) -> int:
         return len(self.labels)

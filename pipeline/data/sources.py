@@ -187,7 +187,8 @@ def _open_folder(config: DatasetConfig, raw_dir: Path, seed: int) -> RawImages:
     def read(indices: np.ndarray) -> list[np.ndarray]:
         return [decode_image(files[i], str(files[i])) for i in indices]
 
-    return RawImages(labels, class_names, None, read, tuple(read_refused(raw_dir / REFUSED)))
+    names = tuple(file.relative_to(root).as_posix() for file in files)
+    return RawImages(labels, class_names, None, read, tuple(read_refused(raw_dir / REFUSED)), names)
 
 
 def _image_files(root: Path, where: str) -> list[Path]:
