@@ -246,3 +246,16 @@ def test_the_gpu_bench_runs_on_cpu_and_prints_every_figure():
     batch, fp32, bf16, plain, ratio = int(row[1]), float(row[2]), row[3], float(row[4]), float(row[5].rstrip("x"))
     assert batch == 64 and fp32 > 0 and plain > 0 and bf16 == "nan"  # bf16 autocast is CUDA only
     assert ratio == pytest.approx(fp32 / plain, abs=0.01)
+
+
+def test_batch_norm_is_synchronised_on_gpus_and_checkpoints_keep_their_keys(monkeypatch):
+    model = build_model("conv_ae", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
+    keys = set(model.state_dict())
+    assert distributed.prepare(model, torch.device("cpu")) is model  # one process: nothing changes
+    monkeypatch.setattr(distributed, "active", lambda: True)  # as under torchrun with two ranks
+    on_cpu = distributed.prepare(model, torch.device("cpu"))  # PyTorch's SyncBatchNorm runs on GPUs only
+    assert not any(isinstance(module, torch.nn.SyncBatchNorm) for module in on_cpu.modules())
+    on_gpu = distributed.prepare(model, torch.device("cuda"))  # converted in place; nothing runs on a GPU here
+    kinds = [type(module) for module in on_gpu.modules() if "BatchNorm" in type(module).__name__]
+    assert kinds and set(kinds) == {torch.nn.SyncBatchNorm}
+    assert set(on_gpu.state_dict()) == keys  # model.pt from a run on GPUs loads into the plain model

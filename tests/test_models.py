@@ -373,3 +373,19 @@ def test_a_linear_critic_without_hidden_layers_scores_the_pixels_directly(name):
     model = build_model(name, in_channels=1, out_channels=1, image_size=8, latent_dim=4, critic_hidden=())
     assert [type(layer) for layer in model.critic.modules() if isinstance(layer, torch.nn.Linear)] == [torch.nn.Linear]
     assert model.critic(torch.rand(3, 1, 8, 8)).shape == (3,)
+
+
+def test_a_resize_convolution_paints_a_flat_map_flat_where_a_transposed_one_paints_a_checkerboard():
+    from pipeline.models.autoencoder import up_stack
+
+    torch.manual_seed(0)
+    flat = torch.ones(1, 2, 4, 4)
+    for upsample, checkerboard in (("transposed", True), ("resize", False)):
+        layers = torch.nn.Sequential(*up_stack([2], 1, upsample)[:-1])  # the last level, before the sigmoid
+        inner = layers(flat)[0, 0, 2:-2, 2:-2]  # (4, 4), away from the zero padding
+        phases = torch.stack([inner[row::2, column::2].flatten() for row in (0, 1) for column in (0, 1)])
+        assert inner.shape == (4, 4) and torch.allclose(phases, phases[:, :1])  # each phase is flat
+        assert (phases[:, 0].max() - phases[:, 0].min() > 1e-3) == checkerboard, upsample
+    model = build_model("dcgan", in_channels=1, out_channels=1, image_size=28, latent_dim=4, upsample="resize")
+    assert model.generator(torch.zeros(3, 4)).shape == (3, 1, 28, 28)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.generator.modules())

@@ -118,6 +118,15 @@ def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_off_by_one():
     assert updates.gradient_penalty(critic, real, fake).item() == pytest.approx((5 - 1) ** 2)
 
 
+def test_the_adversarial_generator_takes_generator_steps_per_critic_step():
+    torch.manual_seed(0)
+    model = build_model("dcgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)
+    update = updates.AdversarialUpdate(model, generator_steps=2)
+    for _ in range(3):
+        update(_images())
+    assert _steps_taken(update.optimizers["critic"]) == 3 and _steps_taken(update.optimizers["generator"]) == 6
+
+
 def test_the_adversarial_critic_learns_to_tell_real_from_generated():
     torch.manual_seed(0)
     model = build_model("dcgan", in_channels=1, out_channels=1, image_size=8, latent_dim=4, width=4, depth=1)

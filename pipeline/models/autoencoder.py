@@ -35,12 +35,23 @@ def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool = True) 
     return layers
 
 
-def up_stack(widths: list[int], out_channels: int) -> list[nn.Module]:
-    """The mirror of `down_stack`, ending in a sigmoid so images come out in [0, 1]."""
+def up_stack(widths: list[int], out_channels: int, upsample: str = "transposed") -> list[nn.Module]:
+    """The mirror of `down_stack`, ending in a sigmoid so images come out in [0, 1]. Each level doubles the side
+    by a stride-2 4×4 transposed convolution, or with `upsample="resize"` by nearest-neighbour resizing and a
+    3×3 convolution. A stride-2 transposed convolution paints the four pixel phases of its output (even and
+    odd rows and columns) with four different quarters of its kernel, which must be learnt to agree or the
+    image carries a checkerboard (Odena et al. 2016); resizing first gives every output pixel the same
+    weights."""
+
+    def double(before: int, after: int) -> list[nn.Module]:
+        if upsample == "resize":
+            return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(before, after, 3, padding=1)]
+        return [nn.ConvTranspose2d(before, after, 4, stride=2, padding=1)]
+
     layers: list[nn.Module] = []
     for before, after in zip(widths[::-1], widths[::-1][1:]):
-        layers += [nn.ConvTranspose2d(before, after, 4, stride=2, padding=1), nn.BatchNorm2d(after), nn.ReLU()]
-    return [*layers, nn.ConvTranspose2d(widths[0], out_channels, 4, stride=2, padding=1), nn.Sigmoid()]
+        layers += [*double(before, after), nn.BatchNorm2d(after), nn.ReLU()]
+    return [*layers, *double(widths[0], out_channels), nn.Sigmoid()]
 
 
 def conv_codec(

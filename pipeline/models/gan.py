@@ -9,7 +9,7 @@ the study compares objectives, not architectures.
 from __future__ import annotations
 
 from functools import partial
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 from torch import Tensor, nn
 
@@ -44,14 +44,16 @@ def conv_critic(in_channels: int, image_size: int, width: int, depth: int, *, ba
     return Critic(nn.Sequential(*down_stack(in_channels, widths, batch_norm=batch_norm)), widths[-1] * side**2)
 
 
-def conv_generator(out_channels: int, image_size: int, width: int, depth: int, latent_dim: int) -> nn.Sequential:
+def conv_generator(
+    out_channels: int, image_size: int, width: int, depth: int, latent_dim: int, upsample: str = "transposed"
+) -> nn.Sequential:
     """z (B, latent_dim) -> linear -> (B, widths[-1], side, side) -> up stack -> (B, C, S, S) in [0, 1]."""
     widths, side = stack_widths(image_size, width, depth)
     return nn.Sequential(
         nn.Linear(latent_dim, widths[-1] * side**2),
         nn.ReLU(),
         nn.Unflatten(1, (widths[-1], side, side)),
-        *up_stack(widths, out_channels),
+        *up_stack(widths, out_channels, upsample),
     )
 
 
@@ -104,7 +106,9 @@ class DCGAN(GAN):
     """Conv generator (the conv VAE's decoder) and a conv critic (the conv encoder's down stack).
 
     `critic_width` sets the critic's channels apart from the generator's `width`: a critic much narrower
-    than it needs to be gives a Wasserstein critic too little to estimate the distance with.
+    than it needs to be gives a Wasserstein critic too little to estimate the distance with. `upsample:
+    resize` builds the generator's up stack from resizing and convolutions instead of transposed ones
+    (`up_stack`), against the checkerboard texture.
     """
 
     update_rule: ClassVar[str] = "adversarial"
@@ -120,10 +124,11 @@ class DCGAN(GAN):
         width: Size = 32,
         depth: Size = 2,
         critic_width: Size = 32,
+        upsample: Literal["transposed", "resize"] = "transposed",
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.generator = conv_generator(out_channels, image_size, width, depth, latent_dim)
+        self.generator = conv_generator(out_channels, image_size, width, depth, latent_dim, upsample)
         self.critic = conv_critic(in_channels, image_size, critic_width, depth, batch_norm=self.critic_batch_norm)
 
 

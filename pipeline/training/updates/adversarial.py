@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from pipeline.schema import Decay, Fraction, NonNegative, Positive
+from pipeline.schema import Decay, Fraction, NonNegative, Positive, Size
 from pipeline.tasks.batch import Batch
 from pipeline.training.updates.base import UpdateRule, build_optimizer, frozen, noise, step
 from pipeline.training.updates.losses import called_real, critic_cross_entropy, r1_penalty
@@ -24,7 +24,8 @@ class AdversarialUpdate(UpdateRule):
     and every generated image is measured with a fresh θ before the critic sees it: AmbientGAN.
 
     `average` above 0 keeps a moving average of the generator's weights, the generator once training ends
-    (`UpdateRule.keep_average`).
+    (`UpdateRule.keep_average`). `generator_steps` generator steps follow each critic step, each on fresh
+    noise (two in AmbientGAN's CelebA runs): a critic that wins too easily leaves the generator no gradient.
     """
 
     learns_from_measurements: ClassVar[bool] = True
@@ -39,13 +40,14 @@ class AdversarialUpdate(UpdateRule):
         real_label: Fraction = 1.0,
         penalty: NonNegative = 0.0,
         average: Decay = 0.0,
+        generator_steps: Size = 1,
     ) -> None:
         if penalty < 0:
             raise ValueError(f"penalty must be 0 (off) or above, got {penalty}")
         if not 0 < real_label <= 1:
             raise ValueError(f"real_label must be in (0, 1], got {real_label}")
         self.model = model
-        self.real_label, self.penalty = real_label, penalty
+        self.real_label, self.penalty, self.generator_steps = real_label, penalty, generator_steps
         self.optimizer_generator = build_optimizer(model.generator.parameters(), lr=lr_generator, betas=betas)
         self.optimizer_critic = build_optimizer(model.critic.parameters(), lr=lr_critic, betas=betas)
         self.optimizers = {"generator": self.optimizer_generator, "critic": self.optimizer_critic}
@@ -63,10 +65,11 @@ class AdversarialUpdate(UpdateRule):
             loss_critic = loss_critic + self.penalty / 2 * r1_penalty(real_score, real)
         step(self.optimizer_critic, loss_critic)
         with frozen(self.model.critic):
-            score = self.model.critic(seen(self.model.generator(noise(self.model, len(real), real.device)))).float()
-            loss_generator = called_real(score)
-            step(self.optimizer_generator, loss_generator)
-        self.update_average()
+            for _ in range(self.generator_steps):
+                fake = seen(self.model.generator(noise(self.model, len(real), real.device)))
+                loss_generator = called_real(self.model.critic(fake).float())
+                step(self.optimizer_generator, loss_generator)
+                self.update_average()
         return {
             "loss_critic": loss_critic.detach(),
             "loss_generator": loss_generator.detach(),
