@@ -1,10 +1,9 @@
 """The only reader of params.yaml: typed, frozen configuration that rejects what it does not know.
 
-Every error is a `ConfigError` whose message names the key path (`experiments.ae_digits.train.epochs`)
-and, for a choice, the valid values, so a stage can print it as one line and exit non-zero. This module
-imports no torch and none of the library: it judges what params.yaml alone can say (keys, types, ranges,
-names). The checks that need a model's constructor or a task's defaults are `pipeline.experiment`'s,
-run for the experiment a stage is about to run, and for all of them by `aegan check`.
+Every error is a `ConfigError` naming the key path (`experiments.ae_digits.train.epochs`) and, for a choice, the
+valid values, so a stage prints it as one line and exits non-zero. No torch and none of the library are imported:
+this judges what params.yaml alone can say (keys, types, ranges, names); the checks that need a constructor are
+`pipeline.experiment`'s, for the experiment a stage runs and, under `aegan check`, for all.
 """
 
 from __future__ import annotations
@@ -78,9 +77,7 @@ class DatasetConfig:
     # folder: long / short side above this: the centre crop keeps a sliver
     max_aspect: Annotated[float, Bounds(1)] = 2.0
     on_bad_image: Literal["skip", "fail"] = "skip"
-    # folder: a regex searched in each file's path inside the folder; its first group names the file's group
-    # (a person, say), and the seeded split keeps every group on one side, e.g. '^([fm]\d{4})'
-    split_group: str | None = None
+    split_group: str | None = None  # folder: regex whose first group names a file's group, kept on one side
     views: tuple[Literal["gray", "edges", "lab"], ...] = ()
     edge_sigma: Positive = 1.0  # Gaussian sigma of the Canny detector
     forward: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # forward model -> its kwargs
@@ -155,8 +152,7 @@ class FiguresConfig:
     columns: Size = 8  # images per row in comparison grids
     frames: Annotated[int, Bounds(2)] = 16  # images per latent interpolation strip: both ends at least
     interpolation_pairs: tuple[tuple[Index, Index], ...] = ((0, 1), (4, 9), (10, 19))  # test-split indices
-    # labels the first columns² test images are decoded with, as the seed's figures
-    transfer_targets: tuple[Index, ...] = (5, 4)
+    transfer_targets: tuple[Index, ...] = (5, 4)  # labels the first columns² test images are decoded with
 
 
 @dataclass(frozen=True)
@@ -182,16 +178,15 @@ class Params:
 
 
 def _check_split_group(dataset: DatasetConfig, where: str) -> None:
+    pattern = dataset.split_group
     if dataset.source != "folder":
         raise ConfigError(f"{where}: only a folder dataset is split by group; {dataset.source} has its own split")
     try:
-        groups = re.compile(dataset.split_group).groups
+        groups = re.compile(pattern).groups
     except re.error as error:
-        raise ConfigError(f"{where}: '{dataset.split_group}' is not a regular expression ({error})") from None
+        raise ConfigError(f"{where}: '{pattern}' is not a regular expression ({error})") from None
     if groups < 1:
-        raise ConfigError(
-            f"{where}: '{dataset.split_group}' has no (group) naming a file's group, as '^([fm]\\d{{4}})'"
-        )
+        raise ConfigError(f"{where}: '{pattern}' has no (group) naming a file's group, as '^([fm]\\d{{4}})'")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -265,7 +260,7 @@ def _check(params: Params) -> Params:
             raise ConfigError(f"{where}: source 'folder' needs `path` (a directory or archive) or `url`")
         if dataset.url and dataset.source == "folder" and not dataset.checksum:
             raise ConfigError(f"{where}.checksum: an archive URL needs a checksum such as 'sha256:<hex>'")
-        if dataset.split_group is not None:
+        if dataset.split_group is not None:  # searched in each file's path inside the folder, as '^([fm]\d{4})'
             _check_split_group(dataset, f"{where}.split_group")
         if "lab" in dataset.views and dataset.channels != 3:
             raise ConfigError(f"{where}.views: the lab view needs colour images; set channels: 3 or drop lab")
