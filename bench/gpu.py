@@ -67,11 +67,13 @@ def sync(device: torch.device) -> None:
 
 
 def loop_rate(name: str, count: int, steps: int, device: torch.device, precision: str, world=distributed.ALONE):
-    """Images/s of `fit` over `steps` global batches after one warm-up epoch, and the peak GPU memory (GiB)."""
+    """Images/s of `fit` over `steps` global batches after one warm-up epoch, and the peak GPU memory (GiB). The
+    global batch is the case's times the ranks, so every rank keeps a full one."""
     task, update, arrays, batch_size = case(name, count, device)
+    batch_size *= world.size
     generator = torch.Generator(device).manual_seed(0)
     settings = {"batch_size": batch_size, "generator": generator, "precision": precision, "world": world}
-    fit(update, task, {k: v[: batch_size * world.size * 2] for k, v in arrays.items()}, epochs=1, **settings)
+    fit(update, task, {k: v[: batch_size * 2] for k, v in arrays.items()}, epochs=1, **settings)
     used = {key: value[: batch_size * steps] for key, value in arrays.items()}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -134,10 +136,8 @@ def scaling(name: str, count: int, steps: int, most: int) -> None:
 
 
 def rank_worker(name: str, count: int, steps: int) -> None:
-    """One torchrun rank of `scaling`: the global batch grows with the ranks, so every rank keeps a full one."""
+    """One torchrun rank of `scaling`, printing the global rate as JSON on rank 0."""
     world, device = distributed.join(0, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    batch_size = CASES[name][4]
-    CASES[name] = (*CASES[name][:4], batch_size * world.size)
     rate, _ = loop_rate(name, count * world.size, steps, device, "fp32", world)
     if world.leader:
         print(json.dumps({"rate": rate}))

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_params
-from tests.test_pipeline import copy_project, write_params
+from tests.test_pipeline import tiny_project
 
 pytestmark = pytest.mark.slow
 GIT = ["git", "-c", "user.name=aegan", "-c", "user.email=aegan@localhost"]
@@ -39,12 +38,7 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny project after `dvc repro`, committed with its results as the repository is (dvc.lock, metrics/,
     plots/, reports/), and with a local-folder DVC remote in its committed config."""
-    origin = tmp_path_factory.mktemp("origin")
-    copy_project(origin)
-    raw = tiny_params(train={"epochs": 2, "batch_size": 32})
-    raw["datasets"]["digits"]["limit"] = 200
-    raw["classifier"] = {**raw["classifier"], "epochs": 2, "samples": 100}
-    write_params(origin, raw)
+    origin = tiny_project(tmp_path_factory.mktemp("origin"), epochs=2)
     run(["git", "init", "-q"], origin)
     run(["dvc", "repro"], origin)
     run(["dvc", "remote", "add", "-d", "results", str(tmp_path_factory.mktemp("remote"))], origin)

@@ -50,6 +50,17 @@ def copy_project(project: Path) -> None:
             shutil.copy(source, project / name)
 
 
+def tiny_project(root: Path, epochs: int) -> Path:
+    """A copy of the project whose params train one conv AE on 200 digits for `epochs` epochs, the classifier
+    as long: the smallest project every stage runs on."""
+    copy_project(root)
+    raw = tiny_params(train={"epochs": epochs, "batch_size": 32})
+    raw["datasets"]["digits"]["limit"] = 200
+    raw["classifier"] = {**raw["classifier"], "epochs": epochs, "samples": 100}
+    write_params(root, raw)
+    return root
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git + DVC copy of the project with two tiny experiments, after one `dvc repro`."""

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_params
-from tests.test_pipeline import copy_project, write_params
+from tests.test_pipeline import tiny_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -42,12 +41,7 @@ def stage(args: list[str], project: Path, uri: str) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny project with its digits prepared and its classifier trained (no MLflow store yet)."""
-    project = tmp_path_factory.mktemp("project")
-    copy_project(project)
-    raw = tiny_params(train={"epochs": 1, "batch_size": 32})
-    raw["datasets"]["digits"]["limit"] = 200
-    raw["classifier"] = {**raw["classifier"], "epochs": 1, "samples": 100}
-    write_params(project, raw)
+    project = tiny_project(tmp_path_factory.mktemp("project"), epochs=1)
     for args in (["download", "digits"], ["prepare", "digits"]):
         stage(args, project, "http://127.0.0.1:1")  # neither opens a store: an unreachable server is fine
     return project

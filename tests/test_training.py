@@ -331,3 +331,16 @@ def test_the_time_between_checkpoints_is_the_machines_setting(monkeypatch):
         monkeypatch.setenv("AEGAN_CHECKPOINT_SECONDS", wrong)
         with pytest.raises(TrainingError, match=f"AEGAN_CHECKPOINT_SECONDS is '{wrong}'; set it to a number"):
             checkpoint.interval()
+
+
+def test_a_bad_checkpoint_interval_stops_training_before_a_run_is_opened(tmp_path, prepared_digits, monkeypatch):
+    runs_before = len(MlflowClient().search_runs(_experiment_ids()))
+    monkeypatch.setenv("AEGAN_CHECKPOINT_SECONDS", "soon")
+    with pytest.raises(TrainingError, match="AEGAN_CHECKPOINT_SECONDS is 'soon'"):
+        _train(tmp_path, prepared_digits)
+    assert len(MlflowClient().search_runs(_experiment_ids())) == runs_before  # no FAILED run left behind
+    assert not (tmp_path / "models").exists()
+
+
+def _experiment_ids() -> list[str]:
+    return [experiment.experiment_id for experiment in MlflowClient().search_experiments()]

@@ -133,6 +133,7 @@ def _train(
     seconds_before = state["seconds"] if state else 0.0
 
     check_batch_size(len(arrays["labels"]), config.train.batch_size)  # before a run is opened for nothing
+    every = checkpoint.interval()  # likewise a bad AEGAN_CHECKPOINT_SECONDS
     train = functools.partial(
         _fit,
         model,
@@ -182,6 +183,7 @@ def _train(
             count=len(arrays["labels"]),
             start_epoch=start_epoch,
             seconds_before=seconds_before,
+            checkpoint_seconds=every,
             fingerprint=fingerprint,
             model_dir=model_dir,
             plots_dir=plots_dir,
@@ -226,6 +228,7 @@ def _fit_and_save(
     count: int,
     start_epoch: int,
     seconds_before: float,
+    checkpoint_seconds: float,
     fingerprint: str,
     model_dir: Path,
     plots_dir: Path,
@@ -250,7 +253,7 @@ def _fit_and_save(
 
     progress = ProgressBar(experiment.name, total_images=count * config.train.epochs, done_images=count * start_epoch)
     logger = MetricLogger(run, history)
-    saver = Checkpointer(checkpoint_path, snapshot, epochs=config.train.epochs, seconds=checkpoint.interval())
+    saver = Checkpointer(checkpoint_path, snapshot, epochs=config.train.epochs, seconds=checkpoint_seconds)
     try:
         step = train(callbacks=[history, logger, progress, saver])
     except BaseException:
