@@ -13,6 +13,7 @@ earns a model in evaluation:
 |               | `conditioned_on = "image"`      | colour_from_latent (colour images)      | interpolation strips     |
 | `ScoresItself`| `scores()`                      | its own (PCA's explained variance)      |                          |
 | `Eigenimages` | `eigenimages(count)`            | PSNR against components                 | eigenimages.png          |
+| `Searchable`  | `decode(z)` and a `critic`      | with `Encodes`: restore time vs. ACSG's |                          |
 
 Every model whose task reconstructs gets PSNR and SSIM (and its task's own scores) and grid.png. A model
 without `Encodes` restores by a latent search when its task allows it; a model states the range its output
@@ -46,6 +47,16 @@ class Eigenimages(Protocol):
     def eigenimages(self, count: int) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class Searchable(Protocol):
+    """A generator with a discriminator: what a latent search (`pipeline.evaluation.search`) restores through."""
+
+    latent_dim: int
+    critic: torch.nn.Module
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
 ABILITIES = {"encodes": Encodes, "samples": Samples, "scores itself": ScoresItself, "eigenimages": Eigenimages}
 
 
@@ -68,6 +79,11 @@ def scores_itself(model: Any) -> bool:
 
 def draws_eigenimages(model: Any) -> bool:
     return _has(model, Eigenimages)
+
+
+def searchable(model: torch.nn.Module) -> bool:
+    """For a model only (a protocol with attributes cannot judge a class)."""
+    return isinstance(model, Searchable)
 
 
 def condition_of(model: Any) -> str | None:

@@ -1,5 +1,6 @@
 """The ambient study (Ambient VAE-GAN against supervised, ACSG and non-learned restoration): the seed's results
-figure and time-against-error plot, the seed's published CelebA numbers beside ours, and the ACSG time ratio.
+figure and time-against-error plot, the seed's published CelebA numbers beside ours, and the ACSG time ratio
+(measured by evaluate in one process, see `pipeline.evaluation.evaluate.search_race`).
 The non-learned and distorted-input rows are every restore task's references (`report.reference_rows`)."""
 
 from __future__ import annotations
@@ -36,20 +37,15 @@ class Ambient(Study):
 
     def rows(self, params: Params, rows: list[dict]) -> list[dict]:
         """No rows of its own (the non-learned and distorted-input rows are every restore task's references);
-        on the restore rows and the non-learned ones, in place, the ACSG row's seconds per image over each
-        one's, and on CelebA the seed's numbers."""
-        groups: dict[tuple[str, str], list[dict]] = {}
+        on each row with an encoder, in place, how many times longer a latent search through its own decoder
+        took than its encoder on the same test batch, in the same process (`search_race`); on CelebA the
+        seed's numbers."""
         for row in rows:
-            if "forward" in row:
-                groups.setdefault((row["dataset"], row["forward"]), []).append(row)
-        for (dataset, forward), members in groups.items():
-            searched = [row["seconds_per_image"] for row in members if row["method"] == "ACSG"]
-            for row in members:
-                if searched and "seconds_per_image" in row:
-                    row["acsg_time_ratio"] = searched[0] / row["seconds_per_image"]
-                seed = SEED_CELEBA.get((row["method"], forward))
-                if seed and params.dataset(dataset).source == "celeba":
-                    row["seed_psnr"], row["seed_ssim"] = seed
+            if "race_search_seconds_per_image" in row:
+                row["acsg_time_ratio"] = row["race_search_seconds_per_image"] / row["race_encoder_seconds_per_image"]
+            seed = SEED_CELEBA.get((row.get("method"), row.get("forward")))
+            if seed and params.dataset(row["dataset"]).source == "celeba":
+                row["seed_psnr"], row["seed_ssim"] = seed
         return []
 
     def seed_result(self, row: dict) -> str:
