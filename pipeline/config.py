@@ -8,10 +8,8 @@ this judges what params.yaml alone can say (keys, types, ranges, names); the che
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import re
-import types
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,29 +17,10 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from pipeline.schema import Bounds, ConfigError, Index, Positive, Seed, Size, build
+from pipeline.schema import Bounds, Component, ConfigError, Index, Positive, Seed, Size, build, registry_names
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # dataset, experiment and study names: never a path
 MODEL_SHAPE_KEYS = ("in_channels", "out_channels", "image_size", "condition_channels")  # from the task and dataset
-
-
-def registry_names(module: str, registry: str) -> frozenset[str]:
-    """The keys of the literal dict `registry` in the library module `module` ("models" is pipeline/models/),
-    read from its source without importing it: params.yaml's names are checked with no torch, and a new model
-    is one line in its registry and nothing here."""
-    path = Path(__file__).parent / module
-    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-    for node in ast.parse(path.read_text()).body:
-        target = (
-            node.target
-            if isinstance(node, ast.AnnAssign)
-            else (node.targets[0] if isinstance(node, ast.Assign) else None)
-        )
-        if isinstance(target, ast.Name) and target.id == registry and isinstance(node.value, ast.Dict):
-            return frozenset(ast.literal_eval(key) for key in node.value.keys if key is not None)
-    raise RuntimeError(f"{path} holds no literal dict {registry}")
-
-
 MODEL_NAMES = registry_names("models", "MODELS")
 TASK_NAMES = registry_names("tasks", "TASKS")
 FORWARD_NAMES = registry_names("forward", "FORWARD_MODELS")
@@ -61,7 +40,7 @@ class BaseConfig:
 class DatasetConfig:
     """One prepared dataset: where its images come from and which views prepare derives."""
 
-    source: Literal["digits", "lfw_faces", "photos", "mnist", "fashion_mnist", "celeba", "folder"]
+    source: Literal["digits", "lfw_faces", "photos", "mnist", "fashion_mnist", "celeba", "folder", "reconstructions"]
     image_size: Annotated[int, Bounds(8, 4096)] = 28  # square side after centre-crop and resize
     channels: Literal[1, 3] = 1
     # ignored by sources with an official split (mnist, fashion_mnist, celeba)
@@ -81,6 +60,7 @@ class DatasetConfig:
     views: tuple[Literal["gray", "edges", "lab"], ...] = ()
     edge_sigma: Positive = 1.0  # Gaussian sigma of the Canny detector
     forward: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # forward model -> its kwargs
+    experiment: str | None = None  # reconstructions (a `derived` dataset): the experiment that made them
 
     def applying(self) -> dict[str, Any]:
         """The settings that apply to this source, unset ones left out: what an MLflow run shows of its data."""
@@ -97,18 +77,13 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
-class Component:
-    """A registry entry chosen by name plus the keyword arguments its constructor takes."""
+class DerivedConfig:
+    """A dataset a trained experiment makes (derive@<name>): its reconstructions of its own dataset, both splits,
+    labels kept; the real test images stay beside them as the reference an FCD is computed against."""
 
-    name: str
-    args: Mapping[str, Any]
-
-    @classmethod
-    def from_raw(cls, raw: Mapping[str, Any], where: str) -> Component:
-        """`{name: conv_ae, latent_dim: 8}`: the name, and every other key for the constructor to judge."""
-        if not isinstance(raw.get("name"), str):
-            raise ConfigError(f"{where}.name: missing; give the registry name of the {where.rsplit('.', 1)[-1]}")
-        return cls(name=raw["name"], args=types.MappingProxyType({k: v for k, v in raw.items() if k != "name"}))
+    source: Literal["reconstructions"]
+    experiment: str
+    dataset: str  # the experiment's dataset, named again for dvc.yaml's dependencies (checked against it)
 
 
 @dataclass(frozen=True)
@@ -169,12 +144,22 @@ class Params:
     classifier: ClassifierConfig = ClassifierConfig()
     figures: FiguresConfig = FiguresConfig()
     tracking: TrackingConfig = TrackingConfig()
+    derived: Mapping[str, DerivedConfig] = field(default_factory=dict)
 
     def experiment(self, name: str) -> ExperimentConfig:
         return _pick(self.experiments, name, "experiments")
 
+    def origin(self, name: str) -> str:
+        """The prepared dataset a dataset's images come from: itself, or where a chain of derived ones starts."""
+        return self.origin(self.derived[name].dataset) if name in self.derived else name
+
     def dataset(self, name: str) -> DatasetConfig:
-        return _pick(self.datasets, name, "datasets")
+        """A dataset's settings; a derived one has its source dataset's size and channels and no views."""
+        if name not in self.derived:
+            return _pick({**self.datasets, **self.derived}, name, "datasets")
+        made = self.derived[name]
+        source = self.dataset(made.dataset)  # `_check_derived` has ruled out a cycle
+        return dataclasses.replace(source, source="reconstructions", experiment=made.experiment, views=(), forward={})
 
 
 def _check_split_group(dataset: DatasetConfig, where: str) -> None:
@@ -189,18 +174,28 @@ def _check_split_group(dataset: DatasetConfig, where: str) -> None:
         raise ConfigError(f"{where}: '{pattern}' has no (group) naming a file's group, as '^([fm]\\d{{4}})'")
 
 
+def _check_derived(params: Params) -> None:
+    for name, made in params.derived.items():
+        where, seen = f"derived.{name}", {name}
+        if name in params.datasets:
+            raise ConfigError(f"{where}: datasets.{name} has the name already; rename one")
+        experiment = params.experiments.get(made.experiment)
+        if experiment is None:
+            raise ConfigError(f"{where}.experiment: no experiment {made.experiment!r}; name one under `experiments`")
+        if experiment.task.name != "reconstruct":
+            raise ConfigError(f"{where}.experiment: {made.experiment}'s task is not reconstruct; name one whose is")
+        if experiment.dataset != made.dataset:
+            raise ConfigError(f"{where}.dataset: {made.experiment} trains on {experiment.dataset}; set that")
+        while made.dataset in params.derived:  # a chain of derived datasets ends at a prepared one
+            if made.dataset in seen:
+                raise ConfigError(f"{where}: derived datasets {', '.join(sorted(seen))} are made from each other")
+            seen.add(made.dataset)
+            made = params.derived[made.dataset]
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read, type-check and cross-check params.yaml (without the library: see the module's docstring).
-
-    Args:
-        path: the YAML file.
-
-    Returns:
-        The frozen configuration.
-
-    Raises:
-        ConfigError: with the offending key path and what would be valid.
-    """
+    """Read, type-check and cross-check params.yaml (see the module's docstring); a `ConfigError` names the
+    offending key path and what would be valid."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -220,20 +215,6 @@ def parse_params(raw: Any) -> Params:
     return _check(build(Params, raw, ""))
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten a config (dataclass or mapping) into `a.b.c -> value`, as MLflow params want."""
-    if isinstance(value, Component):
-        value = {"name": value.name, **value.args}
-    elif dataclasses.is_dataclass(value):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(flatten(item, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): list(value) if isinstance(value, tuple) else value}
-
-
 def _pick(table: Mapping[str, Any], name: str, section: str) -> Any:
     if name not in table:
         raise ConfigError(f"{section}.{name}: no such entry; choose one of {', '.join(sorted(table))}")
@@ -245,6 +226,7 @@ def _check(params: Params) -> Params:
     What needs the library (a model's constructor, a task's defaults) is `pipeline.experiment`'s to check."""
     for section, keys in (
         ("datasets", params.datasets),
+        ("derived", params.derived),
         ("experiments", params.experiments),
         ("studies", params.studies),
     ):
@@ -256,6 +238,10 @@ def _check(params: Params) -> Params:
                 )
     for name, dataset in params.datasets.items():
         where = f"datasets.{name}"
+        if dataset.source == "reconstructions" or dataset.experiment is not None:
+            raise ConfigError(
+                f"{where}: a dataset an experiment makes goes under `derived:` (source, experiment, dataset)"
+            )
         if dataset.source == "folder" and not (dataset.path or dataset.url):
             raise ConfigError(f"{where}: source 'folder' needs `path` (a directory or archive) or `url`")
         if dataset.url and dataset.source == "folder" and not dataset.checksum:
@@ -273,14 +259,15 @@ def _check(params: Params) -> Params:
             raise ConfigError(
                 f"{where}.study: unknown study {experiment.study!r}; choose one of {', '.join(params.studies)}"
             )
-        if experiment.dataset not in params.datasets:
-            choices = ", ".join(sorted(params.datasets))
+        if experiment.dataset not in params.datasets and experiment.dataset not in params.derived:
+            choices = ", ".join(sorted([*params.datasets, *params.derived]))
             raise ConfigError(f"{where}.dataset: unknown dataset {experiment.dataset!r}; choose one of {choices}")
         _pick_choice(TASK_NAMES, experiment.task.name, f"{where}.task.name")
         _pick_choice(MODEL_NAMES, experiment.model.name, f"{where}.model.name")
         for key in MODEL_SHAPE_KEYS:
             if key in experiment.model.args:
                 raise ConfigError(f"{where}.model.{key}: set by the dataset and task, remove it here")
+    _check_derived(params)
     # models/classifiers/ holds the classifiers; reports/<study>/comparison/ the report's side-by-side figures
     for reserved in ("classifiers", "comparison"):
         if reserved in params.experiments:

@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from pipeline import capabilities
-from pipeline.config import MODEL_SHAPE_KEYS, Component, ExperimentConfig, Params
+from pipeline.config import MODEL_SHAPE_KEYS, ExperimentConfig, Params
 from pipeline.errors import TrainingError, first_line
 from pipeline.files import staged_dir, write_text
 from pipeline.models import MODELS, build_model
-from pipeline.schema import ConfigError, check_kwargs
+from pipeline.schema import Component, ConfigError, check_kwargs
 from pipeline.tasks import TASKS, Task
 
 MODEL_FILE = "model.pt"  # in models/<experiment>/: the weights, and what rebuilds the model around them

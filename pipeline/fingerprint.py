@@ -16,7 +16,16 @@ from pathlib import Path
 
 from pipeline.files import write_text
 
-KINDS = ("download", "prepare", "classify", "train", "evaluate", "report", "summary")  # the DVC stages' commands
+KINDS = (
+    "download",
+    "prepare",
+    "classify",
+    "derive",
+    "train",
+    "evaluate",
+    "report",
+    "summary",
+)  # the DVC stages' commands
 
 
 def imported_names(file: Path) -> set[str]:

@@ -113,7 +113,7 @@ def study_table(params: Params, study: str, metrics_dir: Path) -> pd.DataFrame:
     rows += reference_rows(rows)
     extras = study_for(study)
     rows += extras.rows(params, rows)
-    for dataset in dict.fromkeys(row["dataset"] for row in rows if "fcd" in row):
+    for dataset in dict.fromkeys(params.origin(row["dataset"]) for row in rows if "fcd" in row):  # real images
         path = metrics_dir / "classifiers" / f"{dataset}.json"
         if not path.exists():
             raise DataError(f"{path} is missing; run `dvc repro classify@{dataset}` first")

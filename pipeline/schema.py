@@ -2,11 +2,14 @@
 
 `pipeline.config` builds params.yaml's dataclasses with `build`; the library's constructors (models, tasks,
 update rules, forward models) declare their keyword arguments with the same hints and `check_kwargs` judges
-params.yaml's values against them. No torch, none of the library: every stage imports this.
+params.yaml's values against them; a `Component` is a registry name with such arguments, `registry_names` reads a
+registry's names without importing it, and `flatten` turns a config into MLflow's `a.b.c` params. No torch, none
+of the library: every stage imports this.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import inspect
@@ -15,6 +18,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pipeline.errors import AeganError
@@ -57,7 +61,7 @@ Decay = Annotated[float, Bounds(0, 1, open_high=True)]  # a moving average's dec
 
 @typing.runtime_checkable
 class ReadsItself(typing.Protocol):
-    """A config class that builds itself from its mapping (`config.Component`: a registry name plus any keys)."""
+    """A config class that builds itself from its mapping (`Component`: a registry name plus any keys)."""
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], where: str) -> Any: ...
@@ -191,3 +195,49 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
         return value
     return value
+
+
+def registry_names(module: str, registry: str) -> frozenset[str]:
+    """The keys of the literal dict `registry` in the library module `module` ("models" is pipeline/models/),
+    read from its source without importing it: params.yaml's names are checked with no torch, and a new model
+    is one line in its registry and nothing here."""
+    path = Path(__file__).parent / module
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    for node in ast.parse(path.read_text()).body:
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        )
+        if isinstance(target, ast.Name) and target.id == registry and isinstance(node.value, ast.Dict):
+            return frozenset(ast.literal_eval(key) for key in node.value.keys if key is not None)
+    raise RuntimeError(f"{path} holds no literal dict {registry}")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registry entry chosen by name plus the keyword arguments its constructor takes."""
+
+    name: str
+    args: Mapping[str, Any]
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any], where: str) -> Component:
+        """`{name: conv_ae, latent_dim: 8}`: the name, and every other key for the constructor to judge."""
+        if not isinstance(raw.get("name"), str):
+            raise ConfigError(f"{where}.name: missing; give the registry name of the {where.rsplit('.', 1)[-1]}")
+        return cls(name=raw["name"], args=types.MappingProxyType({k: v for k, v in raw.items() if k != "name"}))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a config (dataclass or mapping) into `a.b.c -> value`, as MLflow params want."""
+    if isinstance(value, Component):
+        value = {"name": value.name, **value.args}
+    elif dataclasses.is_dataclass(value):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): list(value) if isinstance(value, tuple) else value}

@@ -27,6 +27,11 @@ def summary_table(params: Params, metrics_dir: Path) -> pd.DataFrame:
         if "forward" not in table:
             table["forward"] = ""
         table["forward"] = table["forward"].fillna("")
+        # samples are scored against their origin's real images: a GAN on a derived dataset competes with the rest
+        table["dataset"] = [
+            params.origin(dataset) if task == "generate" else dataset
+            for dataset, task in zip(table["dataset"], table["task"])
+        ]
         ours = table[table["experiment"].isin(params.experiments)]
         references = table[~table["experiment"].isin(params.experiments)]
         for key, members in ours.groupby(GROUP, sort=False):

@@ -22,7 +22,8 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import ExperimentConfig, Params, flatten
+from pipeline.config import ExperimentConfig, Params
+from pipeline.schema import flatten
 
 if TYPE_CHECKING:
     from pipeline.tasks.base import Task

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stages import apply, check, classify, code, download, evaluate, prepare, report, summary, train
+from stages import apply, check, classify, code, derive, download, evaluate, prepare, report, summary, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 # every DVC stage, then two commands that are none:
@@ -17,6 +17,7 @@ for command in (
     download.download,
     prepare.prepare,
     classify.classify,
+    derive.derive,
     train.train,
     evaluate.evaluate,
     report.report,

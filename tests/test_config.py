@@ -18,9 +18,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import FORWARD_NAMES, MODEL_NAMES, TASK_NAMES, flatten, load_params, parse_params
+from pipeline.config import FORWARD_NAMES, MODEL_NAMES, TASK_NAMES, load_params, parse_params
 from pipeline.errors import AeganError
-from pipeline.schema import ConfigError
+from pipeline.schema import ConfigError, flatten
 from tests.conftest import ROOT, checked, repo_params
 
 

@@ -112,11 +112,12 @@ def test_a_list_changes_exactly_when_a_file_its_stage_runs_does(tmp_path):
     paths = write_fingerprints(tmp_path, tmp_path / "code")
     changed = [path.stem for path in paths if path.read_text() != before[path.stem]]
     assert changed == [
+        "derive",
         "train",
         "evaluate",
         "report",
         "summary",
-    ]  # report (and summary) for its comment; train and evaluate build models
+    ]  # report (and summary) for its comment; derive, train and evaluate build models
 
 
 def test_a_report_depends_on_its_study_and_not_on_every_experiment():

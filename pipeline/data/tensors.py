@@ -20,6 +20,8 @@ def load_tensors(folder: Path, split: str, task: Task, device: torch.device) -> 
     missing = [view for view in task.views if view not in arrays]
     if missing:
         raise DataError(f"{folder} has no {', '.join(missing)} view; add it to the dataset's `views` or `forward`")
-    tensors = {name: torch.from_numpy(np.array(arrays[name])).to(device) for name in (*task.views, "labels")}
+    # a derived dataset's test split keeps the real images as `reference`: what an FCD is computed against
+    wanted = (*task.views, "labels", *(["reference"] if "reference" in arrays else []))
+    tensors = {name: torch.from_numpy(np.array(arrays[name])).to(device) for name in wanted}
     task.check(tensors, folder)
     return tensors

@@ -198,7 +198,7 @@ def evaluate_experiment(
             task, model, lambda: load_tensors(prepared_dir, "train", task, device), batches, params.base.seed
         )
     if classifier is not None and samples is not None:
-        _, real = classify(classifier, test["images"])
+        _, real = classify(classifier, test.get("reference", test["images"]))  # a derived dataset's real images
         logits, generated = classify(classifier, samples[: params.classifier.samples])
         summary |= {"fcd": frechet_distance(generated, real), "fcd_samples": len(generated)}
         if not task.reconstructs:

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.config import Params, flatten
+from pipeline.config import Params
 from pipeline.data.store import read_manifest
 from pipeline.data.tensors import load_tensors
 from pipeline.device import resolve_device
 from pipeline.evaluation.classifier import MODEL_FILE, SUMMARY_FILE, Classifier, classify
 from pipeline.evaluation.frechet import frechet_distance
 from pipeline.files import staged_dir, write_text
+from pipeline.schema import flatten
 from pipeline.tasks.reconstruct import Reconstruct
 from pipeline.training.callbacks import History, MetricLogger, ProgressBar
 from pipeline.training.loop import fit
