@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
+from pipeline.checks import check_derived, check_split_group, check_sweep
 from pipeline.schema import Bounds, Component, ConfigError, Index, Positive, Seed, Size, build, registry_names
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # dataset, experiment and study names: never a path
@@ -130,6 +131,23 @@ class FiguresConfig:
     transfer_targets: tuple[Index, ...] = (5, 4)  # labels the first columns² test images are decoded with
 
 
+def point_name(name: str, percent: int) -> str:
+    """A sweep point's experiment or dataset, `ambient_drop_digits-p70`, as dvc.yaml names its outputs (a whole
+    percentage: MLflow refuses a model name with a dot)."""
+    return f"{name}-p{percent}"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Opt-in, off while a list is empty: sweep@<experiment>-<percent> re-trains and re-scores each restore
+    experiment with drop_independent copies at each drop probability (AmbientGAN's PSNR against p)."""
+
+    study: str = "ambient"  # the experiments' study: its report draws the sweep
+    dataset: str = "digits"  # the experiments' dataset, named for dvc.yaml's dependencies (checked)
+    experiments: tuple[str, ...] = ()
+    percent: tuple[Annotated[int, Bounds(1, 99)], ...] = ()  # drop probabilities p, in percent
+
+
 @dataclass(frozen=True)
 class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI, when set, wins
@@ -145,6 +163,7 @@ class Params:
     figures: FiguresConfig = FiguresConfig()
     tracking: TrackingConfig = TrackingConfig()
     derived: Mapping[str, DerivedConfig] = field(default_factory=dict)
+    sweep: SweepConfig = SweepConfig()
 
     def experiment(self, name: str) -> ExperimentConfig:
         return _pick(self.experiments, name, "experiments")
@@ -158,39 +177,8 @@ class Params:
         if name not in self.derived:
             return _pick({**self.datasets, **self.derived}, name, "datasets")
         made = self.derived[name]
-        source = self.dataset(made.dataset)  # `_check_derived` has ruled out a cycle
+        source = self.dataset(made.dataset)  # `check_derived` has ruled out a cycle
         return dataclasses.replace(source, source="reconstructions", experiment=made.experiment, views=(), forward={})
-
-
-def _check_split_group(dataset: DatasetConfig, where: str) -> None:
-    pattern = dataset.split_group
-    if dataset.source != "folder":
-        raise ConfigError(f"{where}: only a folder dataset is split by group; {dataset.source} has its own split")
-    try:
-        groups = re.compile(pattern).groups
-    except re.error as error:
-        raise ConfigError(f"{where}: '{pattern}' is not a regular expression ({error})") from None
-    if groups < 1:
-        raise ConfigError(f"{where}: '{pattern}' has no (group) naming a file's group, as '^([fm]\\d{{4}})'")
-
-
-def _check_derived(params: Params) -> None:
-    for name, made in params.derived.items():
-        where, seen = f"derived.{name}", {name}
-        if name in params.datasets:
-            raise ConfigError(f"{where}: datasets.{name} has the name already; rename one")
-        experiment = params.experiments.get(made.experiment)
-        if experiment is None:
-            raise ConfigError(f"{where}.experiment: no experiment {made.experiment!r}; name one under `experiments`")
-        if experiment.task.name != "reconstruct":
-            raise ConfigError(f"{where}.experiment: {made.experiment}'s task is not reconstruct; name one whose is")
-        if experiment.dataset != made.dataset:
-            raise ConfigError(f"{where}.dataset: {made.experiment} trains on {experiment.dataset}; set that")
-        while made.dataset in params.derived:  # a chain of derived datasets ends at a prepared one
-            if made.dataset in seen:
-                raise ConfigError(f"{where}: derived datasets {', '.join(sorted(seen))} are made from each other")
-            seen.add(made.dataset)
-            made = params.derived[made.dataset]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -247,7 +235,7 @@ def _check(params: Params) -> Params:
         if dataset.url and dataset.source == "folder" and not dataset.checksum:
             raise ConfigError(f"{where}.checksum: an archive URL needs a checksum such as 'sha256:<hex>'")
         if dataset.split_group is not None:  # searched in each file's path inside the folder, as '^([fm]\d{4})'
-            _check_split_group(dataset, f"{where}.split_group")
+            check_split_group(dataset, f"{where}.split_group")
         if "lab" in dataset.views and dataset.channels != 3:
             raise ConfigError(f"{where}.views: the lab view needs colour images; set channels: 3 or drop lab")
         for operator in dataset.forward:
@@ -267,7 +255,8 @@ def _check(params: Params) -> Params:
         for key in MODEL_SHAPE_KEYS:
             if key in experiment.model.args:
                 raise ConfigError(f"{where}.model.{key}: set by the dataset and task, remove it here")
-    _check_derived(params)
+    check_derived(params)
+    check_sweep(params)
     # models/classifiers/ holds the classifiers; reports/<study>/comparison/ the report's side-by-side figures
     for reserved in ("classifiers", "comparison"):
         if reserved in params.experiments:

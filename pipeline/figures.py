@@ -37,17 +37,25 @@ def save_png(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path, format="PNG")
 
 
-def plot_time_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> None:
-    """The seed's time-versus-error figure: seconds per image (log scale) against mean squared error."""
+def plot_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    title: str,
+    path: Path,
+    *,
+    axes_labels: tuple[str, str] = ("seconds per image", "mean squared error"),
+    log_x: bool = True,
+) -> None:
+    """Labelled (x, y) lines, a single point as a dot; by default the seed's time-versus-error figure (seconds
+    per image on a log scale against mean squared error)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(6, 4), dpi=100)
-    for label, (seconds, error) in curves.items():
-        axes.plot(seconds, error, "-" if len(seconds) > 1 else "o", label=label)
-    axes.set(xscale="log", xlabel="seconds per image", ylabel="mean squared error", title=title)
+    for label, (x, y) in curves.items():
+        axes.plot(x, y, "-" if len(x) > 1 else "o", label=label)
+    axes.set(xscale="log" if log_x else "linear", xlabel=axes_labels[0], ylabel=axes_labels[1], title=title)
     axes.legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

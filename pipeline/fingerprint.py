@@ -16,16 +16,8 @@ from pathlib import Path
 
 from pipeline.files import write_text
 
-KINDS = (
-    "download",
-    "prepare",
-    "classify",
-    "derive",
-    "train",
-    "evaluate",
-    "report",
-    "summary",
-)  # the DVC stages' commands
+# the DVC stages' commands
+KINDS = ("download", "prepare", "classify", "derive", "train", "evaluate", "sweep", "report", "summary")
 
 
 def imported_names(file: Path) -> set[str]:

@@ -4,6 +4,7 @@ no torch, no model code."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Params
+from pipeline.config import Params, point_name
 from pipeline.errors import DataError
 from pipeline.figures import grid, save_png
 from pipeline.files import staged_dir, write_text
@@ -37,7 +38,12 @@ def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Pat
     with staged_dir(folder) as staging:
         for key, (_, rows) in figures.items():
             save_png(grid(rows), staging / f"{key}.png")
-        own = extras.figures(table, lambda name: load_preview(metrics_dir / study / f"{name}.npz", name), staging)
+        own = extras.figures(
+            table,
+            lambda name: load_preview(metrics_dir / study / f"{name}.npz", name),
+            staging,
+            sweep_points(params, study, metrics_dir),
+        )
     shown = {f"{COMPARISON}/{key}.png": names for key, (names, _) in figures.items()}
     shown |= {f"{COMPARISON}/{file}": names for file, names in own.items()}
     paths = [reports_dir / study / name for name in ("table.csv", "table.md", "losses.csv")]
@@ -46,6 +52,20 @@ def write_report(params: Params, study: str, metrics_dir: Path, reports_dir: Pat
     write_text(paths[2], loss_curves(params, study, plots_dir).to_csv(index=False))
     log_study(params, study, metrics_dir, reports_dir, [*paths, *sorted(folder.iterdir())])
     return table
+
+
+def sweep_points(params: Params, study: str, metrics_dir: Path) -> list[dict[str, Any]]:
+    """What each sweep@<experiment>-<percent> of this study wrote (metrics/<study>/sweep/), for every pair params.yaml
+    lists now: a point dropped from the lists is not drawn even while its old output lies there."""
+    if params.sweep.study != study:
+        return []
+    points = []
+    for experiment, percent in itertools.product(params.sweep.experiments, params.sweep.percent):
+        path = metrics_dir / study / "sweep" / f"{point_name(experiment, percent)}.json"
+        if not path.exists():
+            raise DataError(f"{path} is missing; run `dvc repro sweep@{experiment}-{percent}` first")
+        points.append(json.loads(path.read_text()))
+    return points
 
 
 def loss_curves(params: Params, study: str, plots_dir: Path) -> pd.DataFrame:

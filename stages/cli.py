@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stages import apply, check, classify, code, derive, download, evaluate, prepare, report, summary, train
+from stages import apply, check, classify, code, derive, download, evaluate, prepare, report, summary, sweep, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 # every DVC stage, then two commands that are none:
@@ -20,6 +20,7 @@ for command in (
     derive.derive,
     train.train,
     evaluate.evaluate,
+    sweep.sweep,
     report.report,
     summary.summary,
     check.check,

@@ -11,8 +11,8 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def code() -> None:
-    """Write data/code/<kind>.txt for download, prepare, classify, train, evaluate, report and summary: every
-    stage of a kind depends on its list, which changes only when a file the stage runs does."""
+    """Write data/code/<kind>.txt for every stage kind (download, prepare, classify, derive, train, evaluate, sweep,
+    report, summary): every stage of a kind depends on its list, which changes only when a file it runs does."""
     with user_errors(), outputs(CODE), work():
         from pipeline.fingerprint import write_fingerprints
 

@@ -197,7 +197,10 @@ def test_loading_params_imports_neither_torch_nor_the_library():
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('pipeline')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert result.stdout.strip() == "['pipeline', 'pipeline.config', 'pipeline.errors', 'pipeline.schema']"
+    assert (
+        result.stdout.strip()
+        == "['pipeline', 'pipeline.checks', 'pipeline.config', 'pipeline.errors', 'pipeline.schema']"
+    )
 
 
 def test_the_names_config_knows_are_the_registries_names():

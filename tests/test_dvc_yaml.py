@@ -115,12 +115,13 @@ def test_a_list_changes_exactly_when_a_file_its_stage_runs_does(tmp_path):
         "derive",
         "train",
         "evaluate",
+        "sweep",
         "report",
         "summary",
-    ]  # report (and summary) for its comment; derive, train and evaluate build models
+    ]  # report (and summary) for its comment; derive, train, evaluate and sweep build models
 
 
 def test_a_report_depends_on_its_study_and_not_on_every_experiment():
     report = STAGES["report"]["do"]
-    assert report["params"] == ["studies"]
+    assert report["params"] == ["studies", "sweep"]
     assert "metrics/${item}" in report["deps"]

@@ -64,6 +64,7 @@ def test_every_dvc_stage_calls_an_aegan_command():
         "derive",
         "train",
         "evaluate",
+        "sweep",
         "report",
         "summary",
     }

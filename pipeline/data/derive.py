@@ -44,8 +44,7 @@ def derive_dataset(
             arrays = load_split(source_dir, split)
             images, labels = arrays["images"], arrays["labels"]
             writer.allocate(split, "images", images.shape, np.uint8)
-            writer.allocate(split, "labels", labels.shape, np.int64)
-            writer.write(split, "labels", 0, np.asarray(labels))
+            writer.write_whole(split, "labels", labels)
             for start in range(0, len(images), CHUNK):
                 chunk = {
                     key: torch.from_numpy(np.array(value[start : start + CHUNK])).to(device)
@@ -54,8 +53,7 @@ def derive_dataset(
                 batch = task.batch(chunk, torch.arange(len(chunk["labels"]), device=device), generator)
                 writer.write(split, "images", start, to_uint8(to_numpy(task.predict(model, batch).float())))
         real = arrays.get("reference", arrays["images"])  # a dataset derived from a derived one keeps the real images
-        writer.allocate("test", "reference", real.shape, np.uint8)
-        writer.write("test", "reference", 0, np.asarray(real))
+        writer.write_whole("test", "reference", real)
         manifest = writer.finish(
             {
                 **{key: source[key] for key in ("image_size", "channels", "seed", "counts", "class_names")},

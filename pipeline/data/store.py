@@ -48,6 +48,11 @@ class PreparedWriter:
         handle.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
         self.files[key] = (handle, shape, dtype, written + len(values))
 
+    def write_whole(self, split: str, name: str, values: np.ndarray) -> None:
+        """Allocate and write a whole array at once (labels, a copy of another dataset's images)."""
+        self.allocate(split, name, values.shape, values.dtype)
+        self.write(split, name, 0, np.asarray(values))
+
     def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Close, checksum and write the manifest; returns it with the array entries added."""
         entries = {}

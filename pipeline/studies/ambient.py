@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Params
-from pipeline.figures import plot_time_curves
+from pipeline.figures import plot_curves
 from pipeline.studies.base import Figure, Study
 
 # The seed's table (Ambient VAE-GAN, CelebA 64×64, one tiled batch of 64): (method, forward model) -> (PSNR, SSIM)
@@ -68,12 +68,21 @@ class Ambient(Study):
             rows += [first["truth"], first["input"], *(previews[name]["output"] for name in members), first["baseline"]]
         return labels, rows
 
-    def figures(self, table: pd.DataFrame, preview: Callable[[str], dict], folder: Path) -> dict[str, list[str]]:
-        """time_<dataset>_<forward>.png: each forward model's methods, time against error (see `curves`)."""
+    def figures(
+        self, table: pd.DataFrame, preview: Callable[[str], dict], folder: Path, sweep: list[dict]
+    ) -> dict[str, list[str]]:
+        """time_<dataset>_<forward>.png: each forward model's methods, time against error (see `curves`); with a
+        sweep, sweep.png: test PSNR against drop probability per method, the non-learned restoration's too."""
         curves = self.curves(table, preview)
         for key, methods in curves.items():
-            plot_time_curves(methods, f"{key}: time against error", folder / f"time_{key}.png")
-        return {f"time_{key}.png": list(methods) for key, methods in curves.items()}
+            plot_curves(methods, f"{key}: time against error", folder / f"time_{key}.png")
+        shown = {f"time_{key}.png": list(methods) for key, methods in curves.items()}
+        if sweep:
+            lines = sweep_lines(sweep)
+            labels = ("drop probability p (drop_independent)", "test PSNR (dB)")
+            plot_curves(lines, "PSNR against drop probability", folder / "sweep.png", axes_labels=labels, log_x=False)
+            shown["sweep.png"] = list(lines)
+        return shown
 
     def curves(
         self, table: pd.DataFrame, preview: Callable[[str], dict]
@@ -107,6 +116,20 @@ class Ambient(Study):
         if "acsg_time_ratio" not in table:
             return {}
         return {"ACSG time ×": [f"{v:.0f}" if pd.notna(v) else "" for v in table["acsg_time_ratio"]]}
+
+
+def sweep_lines(points: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Label -> (p, PSNR) in increasing p: one line per swept experiment ("<method> (<experiment>)"), and one for
+    the non-learned restoration of the same inputs (read off the first experiment: every one has the same)."""
+    points = sorted(points, key=lambda point: point["p"])
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for point in points:
+        lines.setdefault(f"{point['method']} ({point['experiment']})", []).append((point["p"], point["psnr_mean"]))
+    first = points[0]["experiment"]
+    lines["non-learned"] = [
+        (point["p"], point["baseline_psnr_mean"]) for point in points if point["experiment"] == first
+    ]
+    return {label: (np.array([x for x, _ in xy]), np.array([y for _, y in xy])) for label, xy in lines.items()}
 
 
 def _pairs(first: pd.Series, second: pd.Series) -> list[str]:

@@ -27,9 +27,12 @@ class Study:
         each experiment's preview and record (`record(name)`: what evaluate wrote beside its scores)."""
         return None
 
-    def figures(self, table: pd.DataFrame, preview: Callable[[str], dict], folder: Path) -> dict[str, list[str]]:
+    def figures(
+        self, table: pd.DataFrame, preview: Callable[[str], dict], folder: Path, sweep: list[dict]
+    ) -> dict[str, list[str]]:
         """Draw the study's own figures into `folder` (`preview(name)` is what evaluate kept of experiment
-        `name`); returns file name -> what it shows, for the table's notes."""
+        `name`; `sweep` the scores of each sweep@ point of this study, see `pipeline.sweep`); returns file
+        name -> what it shows, for the table's notes."""
         return {}
 
     def score_columns(self, table: pd.DataFrame) -> dict[str, list[str]]:
