@@ -103,7 +103,7 @@ def tiny_params(**experiment_overrides) -> dict:
         "train": {"epochs": 3, "batch_size": 32},
     }
     raw["experiments"] = {"ae_tiny": {**experiment, **experiment_overrides}}
-    raw.pop("derived", None)  # made by experiments this project does not have
+    raw["derived"] = {}  # made by experiments this project does not have
     raw["base"] = {"seed": 0, "device": "cpu", "precision": "fp32"}
     return raw
 

@@ -24,6 +24,7 @@ def faces(tmp_path_factory: pytest.TempPathFactory):
     raw = repo_params()
     raw["datasets"] = {"faces": utrecht_faces(["lab", "edges"])}
     raw["studies"] = ["translation"]
+    raw["derived"] = {}  # made by experiments left out here
     common = {"study": "translation", "dataset": "faces", "train": {"epochs": 40, "batch_size": 16}}
     raw["experiments"] = {
         "colorizer_faces": {
