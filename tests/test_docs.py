@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -50,3 +51,35 @@ def test_the_add_a_model_example_is_the_params_block_that_runs():
     example = yaml.safe_load("\n".join(line.removeprefix("   ") for line in block.splitlines()))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert example == {"residual_vae_digits": params["experiments"]["residual_vae_digits"]}
+
+
+def documented_overrides(page: str, heading: str) -> list[str]:
+    """The `-S` overrides of the `dvc exp run` command in the bash block under `heading` of a docs page."""
+    section = (ROOT / page).read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return re.findall(r"-S '([^']+)'", block)
+
+
+@pytest.mark.parametrize(
+    ("page", "heading", "added"),
+    [
+        ("docs/studies/vae_gan.md", "Filtering through an autoencoder first", 5),
+        ("docs/studies/ambient.md", "Restoration against drop probability", 12),
+    ],
+)
+def test_an_opt_in_experiment_the_study_pages_give_is_params_that_check_out(tmp_path, page, heading, added):
+    """DVC applies the overrides as it would for `dvc exp run -S`; what comes out passes `aegan check`."""
+    from dvc.utils.hydra import apply_overrides
+
+    from tests.conftest import checked
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    apply_overrides(path, documented_overrides(page, heading))
+    raw = yaml.safe_load(path.read_text())
+    params = checked(raw)
+    before = yaml.safe_load((ROOT / "params.yaml").read_text())
+    new_runs = (
+        len(params.experiments) - len(before["experiments"]) + len(params.sweep.experiments) * len(params.sweep.percent)
+    )
+    assert new_runs == added
