@@ -45,6 +45,9 @@ def check_derived(params: Params) -> None:
 
 def check_sweep(params: Params) -> None:
     sweep = params.sweep
+    for key, values in (("experiments", sweep.experiments), ("percent", sweep.percent)):
+        if len(set(values)) < len(values):  # each pair is a stage name, which DVC wants once
+            raise ConfigError(f"sweep.{key}: lists an entry twice; list each once")
     for name in sweep.experiments:
         where = f"sweep.experiments: {name}"
         experiment = params.experiments.get(name)

@@ -258,7 +258,7 @@ def _check(params: Params) -> Params:
     check_derived(params)
     check_sweep(params)
     # models/classifiers/ holds the classifiers; reports/<study>/comparison/ the report's side-by-side figures
-    for reserved in ("classifiers", "comparison"):
+    for reserved in ("classifiers", "comparison", "sweep"):  # models/sweep/ holds the sweep's points
         if reserved in params.experiments:
             raise ConfigError(f"experiments.{reserved}: the name is reserved for the pipeline's own outputs; rename it")
     for study in params.studies:

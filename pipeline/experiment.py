@@ -75,6 +75,12 @@ def resolve(params: Params, name: str) -> Experiment:
         raise ConfigError(
             f"{where}.model.name: {config.model.name} {reads}; {wanted} conditions need one of {', '.join(conditional)}"
         )
+    extra = [view for view in task.views if view != "images"]
+    if dataset.source == "reconstructions" and extra:  # a derived dataset holds images and labels alone
+        raise ConfigError(
+            f"{where}.dataset: derived dataset {config.dataset} has no {', '.join(extra)}; task {config.task.name} "
+            f"needs it, so train this experiment on {params.origin(config.dataset)}"
+        )
     if task.restores:  # the dataset must prepare the copies, the model suit the mode
         if task.forward not in dataset.forward:
             raise ConfigError(

@@ -2,10 +2,11 @@
 another drop probability p, for AmbientGAN's figure of PSNR against p.
 
 A point is an ordinary experiment to the library, `<experiment>-p<percent>` on `<dataset>-p<percent>`: the base
-experiment's settings, and the base dataset's images and labels with drop_independent copies drawn afresh at
-p (train and test, seeded as prepare seeds them, so every method of one p restores the very same test
-inputs). It trains in its own MLflow run, evaluate scores it with the non-learned restoration beside it, and
-the scores go into the run at once, since no report brings them there.
+experiment's settings, and the base dataset's images and labels with drop_independent copies drawn afresh at p
+(train and test, from the seed, so every method of one p restores the very same test inputs; prepare's copies
+differ, drawn from one generator with the dataset's other forward models). It trains in its own MLflow run,
+evaluate scores it with the non-learned restoration beside it, and the scores go into the run at once, since no
+report brings them there.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def redistort(source_dir: Path, out_dir: Path, name: str, p: float, seed: int) -
             writer.write_whole(split, "labels", labels)
             writer.allocate(split, "images", images.shape, np.uint8)
             writer.allocate(split, "drop_independent", images.shape, np.float16)
-            generator = torch.Generator().manual_seed(seed + (split == "test"))  # as prepare draws its copies
+            generator = torch.Generator().manual_seed(
+                seed + (split == "test")
+            )  # a generator per split, as prepare seeds its own
             for start in range(0, len(images), CHUNK):
                 chunk = np.array(images[start : start + CHUNK])
                 writer.write(split, "images", start, chunk)
@@ -99,4 +102,4 @@ def run_point(
         for lock in staging.glob(".*.lock"):  # the parts' locks; no other process can see this staging folder
             lock.unlink()
     scores = {key: summary[key] for key in SCORES if key in summary}
-    return {"experiment": experiment, "p": p, "method": record["method"], "run_id": record["run_id"], **scores}
+    return {"experiment": experiment, "p": p, "method": record["method"], **scores}  # no run id: a metrics file

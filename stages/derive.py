@@ -18,12 +18,13 @@ def derive(
     `reference`) and models/classifiers/<name>/ (its dataset's classifier, copied)."""
     with user_errors():
         from pipeline.config import ConfigError
-        from pipeline.data.derive import derive_dataset
 
         config = load(params)
         if name not in config.derived:
             choices = ", ".join(sorted(config.derived)) or "none are set"
             raise ConfigError(f"derived.{name}: no such entry; choose one of {choices}")
+        from pipeline.data.derive import derive_dataset  # torch only once the name is known
+
         made = config.derived[name]
         with outputs(PREPARED / name, CLASSIFIERS / name), work():
             manifest = derive_dataset(

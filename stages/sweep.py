@@ -32,18 +32,19 @@ def sweep(
     metrics/<study>/sweep/<experiment>-p<percent>.json (its test scores and the non-learned restoration's)."""
     with user_errors():
         from pipeline.config import point_name
-        from pipeline.files import write_text
         from pipeline.schema import ConfigError
-        from pipeline.sweep import run_point
 
         config = load(params)
         if experiment not in config.sweep.experiments or percent not in config.sweep.percent:
             raise ConfigError(
                 f"sweep: {experiment} at {percent}% is not a point; list both in sweep.experiments and sweep.percent"
             )
+        from pipeline.files import write_text  # torch and MLflow only once the point is known
+        from pipeline.sweep import run_point
+
         name = point_name(experiment, percent)
         scores = METRICS / config.sweep.study / "sweep" / f"{name}.json"
-        with outputs(MODELS / "sweep" / name, scores), work():
+        with outputs(MODELS / "sweep" / name, scores, CHECKPOINTS / "sweep" / name), work():
             result = run_point(
                 config,
                 experiment,

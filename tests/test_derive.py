@@ -137,3 +137,22 @@ def test_derive_writes_the_models_reconstructions_and_keeps_labels_and_the_real_
     _, reconstructed = classify(classifier, torch.from_numpy(np.array(load_split(out, "test")["images"])))
     assert summary["fcd"] == pytest.approx(frechet_distance(generated, real), rel=1e-4)
     assert summary["fcd"] != pytest.approx(frechet_distance(generated, reconstructed), rel=1e-2)
+
+
+def test_a_task_that_reads_views_or_distorted_copies_is_sent_back_to_the_source_dataset():
+    from pipeline.experiment import resolve
+
+    raw = derived_params()
+    raw["experiments"]["edges_on_ae"] = {
+        **GAN,
+        "task": {"name": "translate"},
+        "model": {"name": "unet", "width": 4, "depth": 2},
+        "update": {"lr": 1.0e-3},
+    }
+    raw["experiments"]["restore_on_ae"] = {**GAN, "task": {"name": "restore"}, "model": {"name": "ambient_vaegan"}}
+    params = parse_params(raw)
+    for name, missing in (("edges_on_ae", "edges"), ("restore_on_ae", "drop_independent")):
+        with pytest.raises(
+            ConfigError, match=f"derived dataset digits_ae has no {missing}; .* train this experiment on digits"
+        ):
+            resolve(params, name)

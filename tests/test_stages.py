@@ -132,7 +132,7 @@ def test_download_prepare_and_report_import_no_model_code(tmp_path):
 
 
 def test_derive_and_sweep_name_what_params_yaml_does_not_list(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # nothing may be written: the names fail before any output is claimed
+    monkeypatch.chdir(tmp_path)  # no data may be written: an unlisted name fails before any output is claimed
     params = ["--params", str(ROOT / "params.yaml")]
     result = CliRunner().invoke(app, ["derive", "digits_ae", *params])
     assert result.exit_code == 1
@@ -141,5 +141,5 @@ def test_derive_and_sweep_name_what_params_yaml_does_not_list(tmp_path, monkeypa
     assert result.exit_code == 1
     assert "sweep: ambient_drop_digits at 50% is not a point" in result.output  # the default sweep is empty
     result = CliRunner().invoke(app, ["derive", "digits_vae", *params])
-    assert result.exit_code == 1 and "run `dvc repro train@conv_vae_digits` first" in result.output
+    assert result.exit_code == 1 and "run `dvc repro classify@digits` first" in result.output
     assert not any(tmp_path.rglob("*.npy"))

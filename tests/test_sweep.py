@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.config import parse_params
 from pipeline.data.store import load_split, read_manifest
+from pipeline.errors import DataError
 from pipeline.report import sweep_points
 from pipeline.schema import ConfigError
 from pipeline.studies.ambient import Ambient, sweep_lines
@@ -51,7 +52,8 @@ def test_a_sweep_point_trains_and_scores_the_experiment_at_its_drop_probability(
         lit = test["images"] > 0  # a black pixel reads 0 whether dropped or not
         dropped = (test["drop_independent"][lit] == 0).mean()
         assert dropped == pytest.approx(p, abs=0.03)  # the copies are drawn at this point's p
-        run = mlflow.get_run(points[p]["run_id"])
+        runs = mlflow.search_runs(experiment_names=["ambient"], output_format="list")
+        (run,) = [run for run in runs if run.info.run_name.startswith(f"ambient-p{percent} (")]  # "<name> (<label>)"
         assert run.data.params["dataset.forward.drop_independent.p"] == str(p)
         assert run.data.metrics["test/psnr_mean"] == pytest.approx(points[p]["psnr_mean"])
         assert points[p]["method"] == "ambient" and points[p]["experiment"] == "ambient"
@@ -72,7 +74,7 @@ def test_a_sweep_point_trains_and_scores_the_experiment_at_its_drop_probability(
     assert shown == {"sweep.png": ["ambient (ambient)", "non-learned"]} and (tmp_path / "sweep.png").stat().st_size > 0
     # a point params.yaml no longer lists is not drawn, one it lists but that has not run is named
     assert len(sweep_points(parse_params(sweep_params(30)), "ambient", metrics)) == 1
-    with pytest.raises(Exception, match="sweep@ambient-50"):
+    with pytest.raises(DataError, match="sweep@ambient-50"):
         sweep_points(parse_params(sweep_params(30, 50)), "ambient", metrics)
     assert sweep_points(params, "vae_gan", metrics) == []
 
@@ -87,4 +89,14 @@ def test_the_sweep_takes_only_drop_independent_restore_experiments_of_its_study(
         parse_params(raw)
     raw["sweep"] = {"experiments": ["ambient"], "percent": [100]}
     with pytest.raises(ConfigError, match=r"sweep\.percent\[0\]"):
+        parse_params(raw)
+
+
+def test_a_sweep_lists_each_entry_once_and_no_experiment_takes_its_folder():
+    raw = sweep_params(50, 50)
+    with pytest.raises(ConfigError, match=r"sweep\.percent: lists an entry twice"):
+        parse_params(raw)
+    raw = sweep_params(50)
+    raw["experiments"]["sweep"] = raw["experiments"]["ambient"]
+    with pytest.raises(ConfigError, match=r"experiments\.sweep: the name is reserved"):
         parse_params(raw)

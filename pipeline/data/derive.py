@@ -19,6 +19,7 @@ import torch
 from pipeline.config import Params
 from pipeline.data.store import PreparedWriter, load_split, read_manifest
 from pipeline.device import resolve_device
+from pipeline.errors import DataError
 from pipeline.experiment import load_trained, resolve
 from pipeline.files import staged_dir
 from pipeline.images import to_numpy, to_uint8
@@ -34,11 +35,14 @@ def derive_dataset(
     source's classifier folder (`classifier_dirs`: from, to); returns the manifest."""
     made = params.derived[name]
     experiment = resolve(params, made.experiment)  # `pipeline.config` has checked that its task reconstructs
+    if not classifier_dirs[0].is_dir():  # before any work: the copy must not fail after the data is published
+        raise DataError(f"{classifier_dirs[0]} is missing; run `dvc repro classify@{made.dataset}` first")
     device = resolve_device(params.base.device)
     task, generator = experiment.task, torch.Generator(device).manual_seed(params.base.seed)
     model, run = load_trained(model_dir, device)
     source = read_manifest(source_dir)
-    with staged_dir(out_dir) as staging:
+    with staged_dir(out_dir) as staging, staged_dir(classifier_dirs[1]) as copied:  # published together
+        shutil.copytree(classifier_dirs[0], copied, dirs_exist_ok=True)
         writer = PreparedWriter(staging)
         for split in ("train", "test"):
             arrays = load_split(source_dir, split)
@@ -66,6 +70,4 @@ def derive_dataset(
                 "forward": {},
             }
         )
-    with staged_dir(classifier_dirs[1]) as staging:
-        shutil.copytree(classifier_dirs[0], staging, dirs_exist_ok=True)
     return manifest

@@ -77,7 +77,8 @@ def latent_search(
     with torch.enable_grad():
         target = model.critic.features(measured).detach() if settings.feature_weight else None
         for _ in range(settings.steps):
-            started = clock(device)
+            # the clock waits for the device (a CUDA synchronize): only while tracing, where the curve needs it
+            started = clock(device) if trace is not None else 0.0
             image = model.decode(z)
             drawn = spent + clock(device) - started if trace is not None else 0.0  # when this G(z) was there to read
             seen = measure(image)
@@ -89,13 +90,13 @@ def latent_search(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            spent += clock(device) - started
             if trace is not None:
+                spent += clock(device) - started
                 trace(drawn, image.detach())
-        started = clock(device)
+        started = clock(device) if trace is not None else 0.0
         with torch.no_grad():
             image = model.decode(z)
-        spent += clock(device) - started
+        spent += clock(device) - started if trace is not None else 0.0
     if trace is not None:
         trace(spent, image)
     return image
