@@ -80,19 +80,17 @@ def test_a_dataset_of_reconstructions_belongs_under_derived():
         parse_params(raw)
 
 
+def train(params, name: str, prepared, model_dir) -> None:
+    folders = {"plots_dir": model_dir.parent / f"{name}_plots", "checkpoint_path": model_dir.parent / f"{name}.pt"}
+    train_experiment(params, name, prepared_dir=prepared, model_dir=model_dir, **folders)
+
+
 def test_derive_writes_the_models_reconstructions_and_keeps_labels_and_the_real_test_images(
     tmp_path, prepared_digits, digit_classifier
 ):
     params = parse_params(derived_params())
     source = prepared_digits / "digits"
-    train_experiment(
-        params,
-        "ae_tiny",
-        prepared_dir=source,
-        model_dir=tmp_path / "ae_tiny",
-        plots_dir=tmp_path / "plots",
-        checkpoint_path=tmp_path / "ck.pt",
-    )
+    train(params, "ae_tiny", source, tmp_path / "ae_tiny")
     out = tmp_path / "prepared" / "digits_ae"
     classifiers = (digit_classifier[0], tmp_path / "classifiers" / "digits_ae")
     manifest = derive_dataset(
@@ -113,14 +111,7 @@ def test_derive_writes_the_models_reconstructions_and_keeps_labels_and_the_real_
     assert sorted(p.name for p in classifiers[1].iterdir()) == sorted(p.name for p in classifiers[0].iterdir())
 
     # a GAN trained on the reconstructions is scored against the real test digits, not the reconstructed ones
-    train_experiment(
-        params,
-        "gan_on_ae",
-        prepared_dir=out,
-        model_dir=tmp_path / "gan",
-        plots_dir=tmp_path / "plots_gan",
-        checkpoint_path=tmp_path / "ck_gan.pt",
-    )
+    train(params, "gan_on_ae", out, tmp_path / "gan")
     summary, *_ = evaluate_experiment(
         params,
         "gan_on_ae",

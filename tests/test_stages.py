@@ -9,6 +9,7 @@ import sys
 import yaml
 from typer.testing import CliRunner
 
+from pipeline.fingerprint import KINDS
 from stages.cli import app
 from tests.conftest import ROOT
 
@@ -24,18 +25,7 @@ def test_cli_start_up_imports_neither_torch_nor_mlflow():
 def test_help_lists_every_stage_and_the_check():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in (
-        "code",
-        "download",
-        "prepare",
-        "classify",
-        "derive",
-        "train",
-        "evaluate",
-        "report",
-        "check",
-        "apply",
-    ):
+    for command in ("code", *KINDS, "check", "apply"):  # every stage kind, then the two commands
         assert command in result.output
     assert "render" not in result.output
 
@@ -56,18 +46,7 @@ def test_version_and_the_tasks_apply_serves():
 def test_every_dvc_stage_calls_an_aegan_command():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}
-    assert set(stages) == {
-        "code",
-        "download",
-        "prepare",
-        "classify",
-        "derive",
-        "train",
-        "evaluate",
-        "sweep",
-        "report",
-        "summary",
-    }
+    assert set(stages) == {"code", *KINDS}
     for name, stage in stages.items():
         words = stage.get("do", stage)["cmd"].split()
         assert words[0] == "aegan" and words[1] in commands and words[1] == name
